@@ -1,0 +1,25 @@
+"""What every search algorithm gives the services: proposals for new trials."""
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+# Given fingerprints of candidate configurations, answer those already in the group.
+TakenFn = Callable[[Collection[str]], set[str]]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One new configuration: its place in the algorithm's order and its params."""
+
+    config_index: int
+    params: dict[str, Any]
+    params_hash: str
+
+
+@dataclass
+class Batch:
+    proposals: list[Proposal] = field(default_factory=list)
+    # Set when the algorithm found no more new configurations than these: the
+    # group's budget shrinks to `next_index` (a small quantized space, say).
+    exhausted: bool = False

@@ -1,0 +1,102 @@
+"""Every error as an RFC 9457 problem: `application/problem+json`, never a traceback."""
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+
+from app.errors import ServiceError
+from app.schemas.documents import SpecError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"type": f"urn:hpo:problem:{code}", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # A body field is named by its path inside the body ("count"); others keep
+    # their place ("query.limit", "path.group_id", "header.idempotency-key").
+    parts = list(loc[1:]) if loc and loc[0] == "body" else list(loc)
+    return ".".join(str(p) for p in parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+        return problem(
+            exc.status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
+        )
+
+    @app.exception_handler(SpecError)
+    async def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
+        return problem(
+            422,
+            "Invalid search spec",
+            "; ".join(f"{e['path'] or '(document)'}: {e['message']}" for e in exc.errors),
+            code="invalid_spec",
+            errors=exc.errors,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "path": _field_path(tuple(e.get("loc", ()))),
+                "message": str(e.get("msg", "")).removeprefix("Value error, "),
+                "type": e.get("type", "invalid"),
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        return problem(422, "Invalid request", detail, code="invalid_request", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            code=f"http_{exc.status_code}",
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database.unavailable", error=str(exc.orig).splitlines()[0] if exc.orig else "")
+        return problem(
+            503,
+            "Service unavailable",
+            "the database cannot be reached just now; try again",
+            code="unavailable",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        log.exception("database.error")
+        return problem(500, "Internal error", "a database error occurred", code="internal_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("request.failed")
+        return problem(500, "Internal error", "an unexpected error occurred", code="internal_error")

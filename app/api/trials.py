@@ -1,0 +1,123 @@
+"""Routes of the trial lifecycle: suggestions, metrics, heartbeats, completion."""
+
+import time
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+
+from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep
+from app.schemas.api import (
+    CompleteRequest,
+    Heartbeat,
+    MetricsReport,
+    Problem,
+    StopAnswer,
+    SuggestionRequest,
+    SuggestionResponse,
+    TrialView,
+)
+from app.services import trials as service
+from app.services import tx
+from app.services.tx import IdempotencyKey
+
+router = APIRouter(prefix="/api/v1", tags=["trials"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such group or trial"},
+    409: {"model": Problem, "description": "Conflicts with the trial's state"},
+    422: {"model": Problem, "description": "Invalid input, with the path of each faulty field"},
+}
+# How often a long poll looks again while it waits for a free trial.
+_POLL_SECONDS = 0.25
+
+
+def _idem(key: str | None, request: Request, body: Any) -> IdempotencyKey | None:
+    return IdempotencyKey.of(key, request.method, request.url.path, body) if key else None
+
+
+@router.post(
+    "/groups/{group_id}/suggestions", response_model=SuggestionResponse, responses=ERRORS
+)
+async def suggest(
+    group_id: int,
+    body: SuggestionRequest,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> SuggestionResponse:
+    """Hand out up to `count` trials to train; an empty list says when to ask again."""
+    count = min(body.count, settings.max_suggestions_per_request)
+    idem = _idem(idempotency_key, request, body.model_dump())
+    deadline = time.monotonic() + min(body.wait_seconds, settings.max_wait_seconds)
+    while True:
+        answer = await anyio.to_thread.run_sync(
+            lambda: tx.run(
+                db, service.suggest, group_id, count, body.worker_id, model=SuggestionResponse, idem=idem
+            )
+        )
+        left = deadline - time.monotonic()
+        if answer.trials or answer.retry_after is None or left <= 0:
+            return answer
+        await anyio.sleep(min(_POLL_SECONDS, left))
+
+
+@router.get("/trials/{trial_id}", response_model=TrialView, responses=ERRORS)
+def get_trial(trial_id: int, db: DatabaseDep) -> TrialView:
+    """One trial: params, status, lease, final values."""
+    return tx.run(db, service.get_trial, trial_id, model=TrialView, write=False)
+
+
+@router.post("/trials/{trial_id}/metrics", response_model=StopAnswer, responses=ERRORS)
+def report_metrics(
+    trial_id: int,
+    body: MetricsReport,
+    request: Request,
+    db: DatabaseDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> StopAnswer:
+    """Report metric values at a step; the answer says whether to stop training."""
+    return tx.run(
+        db,
+        service.report_metrics,
+        trial_id,
+        body.values,
+        body.step,
+        model=StopAnswer,
+        idem=_idem(idempotency_key, request, body.model_dump()),
+    )
+
+
+@router.post("/trials/{trial_id}/heartbeat", response_model=StopAnswer, responses=ERRORS)
+def heartbeat(
+    trial_id: int,
+    db: DatabaseDep,
+    body: Heartbeat | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> StopAnswer:
+    """Extend a running trial's lease; the answer says whether to stop training.
+
+    A heartbeat is harmless to repeat, so an `Idempotency-Key` is accepted and not stored.
+    """
+    return tx.run(db, service.heartbeat, trial_id, model=StopAnswer)
+
+
+@router.post("/trials/{trial_id}/complete", response_model=TrialView, responses=ERRORS)
+def complete(
+    trial_id: int,
+    body: CompleteRequest,
+    request: Request,
+    db: DatabaseDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> TrialView:
+    """End a trial as succeeded, failed or stopped, with its final metric values."""
+    return tx.run(
+        db,
+        service.complete,
+        trial_id,
+        body.status,
+        body.values,
+        model=TrialView,
+        idem=_idem(idempotency_key, request, body.model_dump()),
+    )

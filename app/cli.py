@@ -1,0 +1,93 @@
+"""The `hpo` command."""
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.config import get_settings
+
+cli = typer.Typer(help="hpo-engine: hyperparameter search as a service.", no_args_is_help=True)
+migrate_cli = typer.Typer(help="Move the database schema.", no_args_is_help=True)
+cli.add_typer(migrate_cli, name="migrate")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [HPO_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [HPO_PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes [HPO_WORKERS].")] = None,
+) -> None:
+    """Run the API server; migrates the database first unless HPO_MIGRATE_ON_START=false."""
+    import uvicorn
+
+    from app.db import migrate
+    from app.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    if settings.migrate_on_start:
+        # Once, here, before any server process starts; they are told not to.
+        migrate.upgrade(settings.database_url)
+        os.environ["HPO_MIGRATE_ON_START"] = "false"
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        access_log=settings.access_log,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@migrate_cli.command("up")
+def migrate_up(revision: str = "head") -> None:
+    """Upgrade the schema (to the newest revision by default)."""
+    from app.db import migrate
+
+    migrate.upgrade(get_settings().database_url, revision)
+    typer.echo(f"schema at {migrate.current(get_settings().database_url)}")
+
+
+@migrate_cli.command("down")
+def migrate_down(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
+    """Downgrade the schema."""
+    from app.db import migrate
+
+    migrate.downgrade(get_settings().database_url, revision)
+    typer.echo(f"schema at {migrate.current(get_settings().database_url)}")
+
+
+@migrate_cli.command("current")
+def migrate_current() -> None:
+    """Print the schema's revision."""
+    from app.db import migrate
+
+    typer.echo(migrate.current(get_settings().database_url) or "(empty)")
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+) -> None:
+    """Print (or write) the OpenAPI document of this version of the service."""
+    from app.main import create_app
+
+    text = json.dumps(create_app().openapi(), indent=2, sort_keys=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

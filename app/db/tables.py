@@ -1,0 +1,151 @@
+"""The schema. Alembic migrations in migrations/ create exactly these tables.
+
+Services talk to the tables through SQLAlchemy Core: the suggest and complete
+paths are a handful of statements each, and Core keeps them visible and cheap.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite has no time zones: values are stored as naive UTC there, and given
+    back aware, so the services never compare naive with aware times.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY.
+BigId: Any = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200)),
+    Column("description", Text),
+    Column("algorithm", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("status_reason", Text),
+    Column("spec", Json, nullable=False),
+    Column("content", Text),
+    Column("seed", BigInteger, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("objective_name", String(200)),
+    Column("objective_direction", String(10), nullable=False),
+    Column("lease_seconds", Integer, nullable=False),
+    # Trials the algorithm will propose in all; NULL when it has no fixed budget.
+    Column("planned_trials", Integer),
+    # How many fresh configurations have been drawn: the next one is number `next_index`.
+    Column("next_index", Integer, nullable=False, default=0),
+    Column("warnings", Json, nullable=False),
+    # The `early_stopping` entries of the spec, kept apart so reports need not read `spec`.
+    Column("early_stopping", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Index(None, "status", "id"),
+)
+
+trials = Table(
+    "trials",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", BigId, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    # Which configuration of the algorithm this is (the grid cell, the random draw).
+    Column("config_index", Integer, nullable=False),
+    # 0 for the first hand-out of a configuration, +1 each time an expired lease re-offers it.
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("params", Json, nullable=False),
+    Column("params_hash", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("worker_id", String(200)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("objective", Float),
+    Column("values", Json),
+    Column("stop_reason", Text),
+    Column("replaces_id", BigId),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("group_id", "config_index", "attempt"),
+    Index(None, "group_id", "status"),
+    Index(None, "group_id", "params_hash"),
+    Index(None, "group_id", "objective"),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("trial_id", BigId, ForeignKey("trials.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("trial_id", "name", "step"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    # The method and path the key was used on: one key may serve several routes.
+    Column("scope", String(300), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("scope", "key"),
+)

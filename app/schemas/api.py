@@ -1,0 +1,132 @@
+"""The wire format of the HTTP API (the search spec itself is in spec.py)."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GroupStatus = Literal["created", "running", "done", "stopped", "failed"]
+TrialStatus = Literal["pending", "running", "succeeded", "failed", "stopped", "expired"]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+MetricValues = Annotated[dict[MetricName, FiniteFloat], Field(max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(BaseModel):
+    name: str
+    optimization: Literal["maximize", "minimize"]
+
+
+class TrialView(BaseModel):
+    id: int
+    group_id: int
+    config_index: int = Field(description="Position of this configuration in the algorithm's order.")
+    attempt: int = Field(description="0, or how many times an expired lease re-offered it.")
+    params: dict[str, Any]
+    status: TrialStatus
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    objective: float | None = Field(None, description="The group objective's final value.")
+    values: dict[str, float] | None = Field(None, description="Final values given at completion.")
+    stop_reason: str | None = None
+    replaces_id: int | None = Field(None, description="The expired trial this one re-offers.")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TrialCounts(BaseModel):
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    stopped: int = 0
+    expired: int = 0
+
+
+class GroupSummary(BaseModel):
+    id: int
+    name: str | None
+    algorithm: str
+    status: GroupStatus
+    status_reason: str | None
+    concurrency: int
+    objective: Objective | None
+    planned_trials: int | None = Field(description="Configurations the algorithm will propose.")
+    proposed_trials: int = Field(description="Configurations proposed so far.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class GroupView(GroupSummary):
+    description: str | None
+    seed: int
+    lease_seconds: int
+    warnings: list[str]
+    counts: TrialCounts
+    best_trial: TrialView | None
+    hptuning: dict[str, Any] = Field(description="The normalised search spec.")
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class GroupPage(BaseModel):
+    items: list[GroupSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class TrialPage(BaseModel):
+    items: list[TrialView]
+    next_cursor: str | None
+
+
+class SuggestionRequest(Strict):
+    count: int = Field(1, ge=1, le=1000)
+    worker_id: str | None = Field(None, min_length=1, max_length=200)
+    wait_seconds: float = Field(
+        0, ge=0, le=3600, description="Wait up to this long for a trial when none is free now."
+    )
+
+
+class SuggestionResponse(BaseModel):
+    trials: list[TrialView]
+    group_status: GroupStatus
+    retry_after: float | None = Field(
+        None, description="When no trial was given and the group still runs: seconds to wait."
+    )
+
+
+class MetricsReport(Strict):
+    values: MetricValues = Field(min_length=1)
+    step: int | None = Field(
+        None, ge=0, le=2**62, description="Defaults to one past the trial's last step."
+    )
+
+
+class Heartbeat(Strict):
+    worker_id: str | None = Field(None, min_length=1, max_length=200)
+
+
+class StopAnswer(BaseModel):
+    should_stop: bool
+    reason: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+class CompleteRequest(Strict):
+    status: Literal["succeeded", "failed", "stopped"]
+    values: MetricValues | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; `errors` lists each faulty field of a 422."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] = []

@@ -1,0 +1,192 @@
+"""Use cases of a group as a whole: create, look at, list, stop, delete, export."""
+
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, delete, insert, select, update
+
+from app.algorithms import SUPPORTED, build_searcher
+from app.algorithms.random import RandomSearch
+from app.db.engine import Database
+from app.db.tables import groups, trials, utcnow
+from app.errors import Conflict, InvalidRequest, NotFound
+from app.schemas.api import GroupPage, GroupView, TrialPage
+from app.schemas.documents import GroupRequest
+from app.services.views import TRIAL_COLUMNS, group_summary, group_view, load_group, trial_view
+
+log = structlog.get_logger(__name__)
+
+FINISHED = ("done", "stopped", "failed")
+
+
+def create_group(
+    conn: Connection, request: GroupRequest, content: str | None, default_lease: int
+) -> GroupView:
+    spec = request.hptuning
+    algorithm = spec.algorithm
+    if algorithm not in SUPPORTED:
+        raise InvalidRequest(
+            f"the `{algorithm}` algorithm is not available yet; available: {', '.join(SUPPORTED)}",
+            errors=[
+                {
+                    "path": f"hptuning.{_SECTION[algorithm]}",
+                    "message": f"`{algorithm}` is not available yet in this version of hpo-engine",
+                    "type": "not_implemented",
+                }
+            ],
+        )
+    if algorithm == "random" and (spec.random_search is None or spec.random_search.n_experiments is None):
+        raise InvalidRequest(
+            "random search needs `n_experiments`",
+            errors=[
+                {
+                    "path": "hptuning.random_search.n_experiments",
+                    "message": "This search algorithm requires `n_experiments`.",
+                    "type": "missing",
+                }
+            ],
+        )
+    normalized = spec.normalized()
+    seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+    searcher = build_searcher(algorithm, normalized, seed)
+    warnings = []
+    if isinstance(searcher, RandomSearch) and searcher.capped:
+        warnings.append(
+            f"n_experiments is {searcher.n_experiments} but this all-discrete space has only "
+            f"{searcher.planned} configurations: the group runs {searcher.planned}"
+        )
+    objective = request.objective
+    now = utcnow()
+    group_id = conn.execute(
+        insert(groups)
+        .values(
+            name=request.name,
+            description=request.description,
+            algorithm=algorithm,
+            status="created",
+            spec=normalized,
+            content=content,
+            seed=seed,
+            concurrency=spec.concurrency or 1,
+            objective_name=objective.name if objective else None,
+            objective_direction=objective.optimization if objective else "maximize",
+            lease_seconds=request.lease_seconds or default_lease,
+            planned_trials=searcher.planned,
+            next_index=0,
+            warnings=warnings,
+            early_stopping=normalized.get("early_stopping"),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(groups.c.id)
+    ).scalar_one()
+    log.info(
+        "group.created",
+        group_id=group_id,
+        algorithm=algorithm,
+        planned_trials=searcher.planned,
+        concurrency=spec.concurrency or 1,
+        seed=seed,
+    )
+    return get_group(conn, group_id)
+
+
+_SECTION = {"hyperband": "hyperband", "bo": "bo", "grid": "grid_search", "random": "random_search"}
+
+
+def get_group(conn: Connection, group_id: int) -> GroupView:
+    group = load_group(conn, group_id)
+    if group is None:
+        raise NotFound(f"group {group_id} does not exist")
+    return group_view(conn, group)
+
+
+def list_groups(conn: Connection, status: str | None, limit: int, cursor: int | None) -> GroupPage:
+    """Newest first; `cursor` is the id the previous page ended on."""
+    query = select(groups).order_by(groups.c.id.desc()).limit(limit + 1)
+    if status is not None:
+        query = query.where(groups.c.status == status)
+    if cursor is not None:
+        query = query.where(groups.c.id < cursor)
+    rows = conn.execute(query).mappings().all()
+    items = [group_summary(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return GroupPage(items=items, next_cursor=str(items[-1].id) if more else None)
+
+
+def list_trials(
+    conn: Connection, group_id: int, status: str | None, limit: int, cursor: int | None
+) -> TrialPage:
+    """Oldest first; `cursor` is the trial id the previous page ended on."""
+    if load_group(conn, group_id) is None:
+        raise NotFound(f"group {group_id} does not exist")
+    query = select(*TRIAL_COLUMNS).where(trials.c.group_id == group_id).order_by(trials.c.id)
+    if status is not None:
+        query = query.where(trials.c.status == status)
+    if cursor is not None:
+        query = query.where(trials.c.id > cursor)
+    rows = conn.execute(query.limit(limit + 1)).mappings().all()
+    items = [trial_view(r) for r in rows[:limit]]
+    return TrialPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+
+
+def stop_group(conn: Connection, group_id: int) -> GroupView:
+    """No new suggestions; pending trials stop now, running ones at their next report."""
+    group = load_group(conn, group_id, lock=True)
+    if group is None:
+        raise NotFound(f"group {group_id} does not exist")
+    if group["status"] in ("done", "failed"):
+        raise Conflict(f"group {group_id} is already {group['status']}")
+    if group["status"] != "stopped":
+        now = utcnow()
+        mark_stopped(conn, group_id, "stopped by user", now)
+    return group_view(conn, load_group(conn, group_id))
+
+
+def mark_stopped(conn: Connection, group_id: int, reason: str, now: datetime) -> None:
+    conn.execute(
+        update(groups)
+        .where(groups.c.id == group_id)
+        .values(status="stopped", status_reason=reason, finished_at=now, updated_at=now)
+    )
+    conn.execute(
+        update(trials)
+        .where(trials.c.group_id == group_id, trials.c.status == "pending")
+        .values(status="stopped", stop_reason=reason, finished_at=now)
+    )
+    log.info("group.stopped", group_id=group_id, reason=reason)
+
+
+def delete_group(conn: Connection, group_id: int) -> None:
+    deleted = conn.execute(delete(groups).where(groups.c.id == group_id)).rowcount
+    if not deleted:
+        raise NotFound(f"group {group_id} does not exist")
+    log.info("group.deleted", group_id=group_id)
+
+
+def export_rows(db: Database, group_id: int, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every trial of a group as a flat dict, read in pages so memory stays flat."""
+    with db.read() as conn:
+        if load_group(conn, group_id) is None:
+            raise NotFound(f"group {group_id} does not exist")
+    last = 0
+    while True:
+        with db.read() as conn:
+            rows = (
+                conn.execute(
+                    select(*TRIAL_COLUMNS)
+                    .where(trials.c.group_id == group_id, trials.c.id > last)
+                    .order_by(trials.c.id)
+                    .limit(batch)
+                )
+                .mappings()
+                .all()
+            )
+        if not rows:
+            return
+        for row in rows:
+            yield trial_view(row).model_dump(mode="json")
+        last = rows[-1]["id"]

@@ -1,0 +1,103 @@
+"""Turning table rows into the API's views."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, func, select
+
+from app.db.tables import groups, trials
+from app.schemas.api import GroupSummary, GroupView, Objective, TrialCounts, TrialView
+
+TRIAL_COLUMNS = (
+    trials.c.id,
+    trials.c.group_id,
+    trials.c.config_index,
+    trials.c.attempt,
+    trials.c.params,
+    trials.c.status,
+    trials.c.worker_id,
+    trials.c.lease_expires_at,
+    trials.c.objective,
+    trials.c["values"],
+    trials.c.stop_reason,
+    trials.c.replaces_id,
+    trials.c.created_at,
+    trials.c.started_at,
+    trials.c.finished_at,
+)
+
+
+def trial_view(row: Mapping[str, Any]) -> TrialView:
+    return TrialView.model_validate({c.name: row[c.name] for c in TRIAL_COLUMNS})
+
+
+def objective_of(group: Mapping[str, Any]) -> Objective | None:
+    if group["objective_name"] is None:
+        return None
+    return Objective(name=group["objective_name"], optimization=group["objective_direction"])
+
+
+def group_summary(group: RowMapping) -> GroupSummary:
+    return GroupSummary(
+        id=group["id"],
+        name=group["name"],
+        algorithm=group["algorithm"],
+        status=group["status"],
+        status_reason=group["status_reason"],
+        concurrency=group["concurrency"],
+        objective=objective_of(group),
+        planned_trials=group["planned_trials"],
+        proposed_trials=group["next_index"],
+        created_at=group["created_at"],
+        updated_at=group["updated_at"],
+    )
+
+
+def group_view(conn: Connection, group: RowMapping) -> GroupView:
+    counts = dict(
+        conn.execute(
+            select(trials.c.status, func.count())
+            .where(trials.c.group_id == group["id"])
+            .group_by(trials.c.status)
+        ).all()
+    )
+    return GroupView(
+        **group_summary(group).model_dump(),
+        description=group["description"],
+        seed=group["seed"],
+        lease_seconds=group["lease_seconds"],
+        warnings=group["warnings"],
+        counts=TrialCounts(**counts),
+        best_trial=best_trial(conn, group),
+        hptuning=group["spec"],
+        started_at=group["started_at"],
+        finished_at=group["finished_at"],
+    )
+
+
+def best_trial(conn: Connection, group: Mapping[str, Any]) -> TrialView | None:
+    if group["objective_name"] is None:
+        return None
+    order = trials.c.objective.desc() if group["objective_direction"] == "maximize" else trials.c.objective.asc()
+    row = (
+        conn.execute(
+            select(*TRIAL_COLUMNS)
+            .where(
+                trials.c.group_id == group["id"],
+                trials.c.status == "succeeded",
+                trials.c.objective.is_not(None),
+            )
+            .order_by(order, trials.c.id)
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return trial_view(row) if row else None
+
+
+def load_group(conn: Connection, group_id: int, *, lock: bool = False) -> RowMapping | None:
+    query = select(groups).where(groups.c.id == group_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
