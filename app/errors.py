@@ -1,11 +1,11 @@
 """Domain errors, raised by services and turned into RFC 9457 problems by the API.
 
-    ServiceError              500  unexpected state; never raised on purpose for user input
-    ├── NotFound              404  no such group or trial
-    ├── Conflict              409  the request clashes with stored state
-    │   └── IdempotencyMismatch  409  a key reused with another request
-    ├── InvalidRequest        422  input the schema could not catch (path in `errors`)
-    └── Unavailable           503  the database cannot be reached just now
+ServiceError              500  unexpected state; never raised on purpose for user input
+├── NotFound              404  no such group or trial
+├── Conflict              409  the request clashes with stored state
+│   └── IdempotencyMismatch  409  a key reused with another request
+├── InvalidRequest        422  input the schema could not catch (path in `errors`)
+└── Unavailable           503  the database cannot be reached just now
 """
 
 from typing import Any

@@ -14,6 +14,7 @@ from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.engine import Database
 from app.logging import configure_logging
+from app.schemas.documents import GroupRequest
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
+    def openapi() -> dict:
+        # The create route reads its body itself (JSON or YAML), so FastAPI does
+        # not see its model: add the JSON form's schema for the SDK generators.
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            body = GroupRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(body.pop("$defs", {}))
+            components["GroupRequest"] = body
+        return app.openapi_schema or schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app

@@ -132,7 +132,9 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """Two server processes on one database, as `hpo serve --workers 2` runs them."""
     log = tmp_path_factory.mktemp("server") / "server.log"
     server = LiveServer(database_url, workers=2, log_path=log)

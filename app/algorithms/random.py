@@ -42,7 +42,9 @@ class RandomSearch:
         if start >= stop:
             return Batch()
         if not self.space.can_repeat:
-            return Batch([self._proposal(i, self.space.sample(self.seed, i)) for i in range(start, stop)])
+            return Batch(
+                [self._proposal(i, self.space.sample(self.seed, i)) for i in range(start, stop)]
+            )
         if not self.space.is_weighted and self.space.size is not None:
             size = self.space.size
             return Batch(
@@ -68,7 +70,10 @@ class RandomSearch:
         return batch
 
     def _fresh_draw(self, index: int, taken: TakenFn, local: set[str]) -> Proposal | None:
-        candidates = [self._proposal(index, self.space.sample(self.seed, index, a)) for a in range(MAX_REDRAWS)]
+        candidates = [
+            self._proposal(index, self.space.sample(self.seed, index, a))
+            for a in range(MAX_REDRAWS)
+        ]
         # One lookup for all candidates: usually the first is free and the rest are unused.
         used = taken({c.params_hash for c in candidates}) | local
         for candidate in candidates:

@@ -35,7 +35,8 @@ _SPEC_BODY = {
             "application/yaml": {
                 "schema": {
                     "type": "string",
-                    "description": "A polyaxonfile, a bare `hptuning` section, or the JSON form as YAML.",
+                    "description": "A polyaxonfile, a bare `hptuning` section, "
+                    "or the JSON form as YAML.",
                 }
             },
         },
@@ -51,7 +52,10 @@ _SPEC_BODY = {
     openapi_extra=_SPEC_BODY,
 )
 async def create_group(
-    request: Request, db: DatabaseDep, settings: SettingsDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> GroupView:
     """Create a group from an `hptuning` section, a polyaxonfile, or the JSON form."""
     body = await request.body()
@@ -87,9 +91,15 @@ def get_group(group_id: int, db: DatabaseDep) -> GroupView:
 
 
 @router.post("/{group_id}/stop", response_model=GroupView, responses=ERRORS)
-def stop_group(group_id: int, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None) -> GroupView:
+def stop_group(
+    group_id: int, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None
+) -> GroupView:
     """Stop a group: no new suggestions; running trials are told to stop."""
-    idem = IdempotencyKey.of(idempotency_key, "POST", f"/groups/{group_id}/stop", None) if idempotency_key else None
+    idem = (
+        IdempotencyKey.of(idempotency_key, "POST", f"/groups/{group_id}/stop", None)
+        if idempotency_key
+        else None
+    )
     return tx.run(db, service.stop_group, group_id, model=GroupView, idem=idem)
 
 
@@ -110,7 +120,9 @@ def list_trials(
     cursor: Cursor = None,
 ) -> TrialPage:
     """List a group's trials in the order they were created."""
-    return tx.run(db, service.list_trials, group_id, status, limit, cursor, model=TrialPage, write=False)
+    return tx.run(
+        db, service.list_trials, group_id, status, limit, cursor, model=TrialPage, write=False
+    )
 
 
 @router.get(
@@ -126,7 +138,9 @@ def export_group(
     if format == "json":
         return StreamingResponse(_json_lines(first, rows), media_type="application/json")
     # A first pass for the column names: trials may report different final values.
-    value_names = sorted({n for row in service.export_rows(db, group_id) for n in row["values"] or {}})
+    value_names = sorted(
+        {n for row in service.export_rows(db, group_id) for n in row["values"] or {}}
+    )
     return StreamingResponse(
         _csv_lines(first, rows, value_names),
         media_type="text/csv",

@@ -23,7 +23,9 @@ def readyz(db: DatabaseDep) -> JSONResponse:
         with db.read() as conn:
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except Exception as exc:  # any failure here means "not ready", whatever its kind
-        return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "detail": type(exc).__name__}, status_code=503
+        )
     head = head_revision()
     if current != head:
         return JSONResponse(

@@ -44,7 +44,12 @@ def install(app: FastAPI) -> None:
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         headers = {"Retry-After": "1"} if exc.status_code == 503 else None
         return problem(
-            exc.status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
+            exc.status_code,
+            exc.title,
+            exc.detail,
+            code=exc.code,
+            errors=exc.errors,
+            headers=headers,
         )
 
     @app.exception_handler(SpecError)
@@ -58,7 +63,16 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method in ("POST", "PUT", "PATCH") and media_type and "json" not in media_type:
+            return problem(
+                415,
+                "Unsupported media type",
+                f"this route reads JSON; the body was sent as {media_type!r} "
+                "(with curl, use --json or -H 'Content-Type: application/json')",
+                code="unsupported_media_type",
+            )
         errors = [
             {
                 "path": _field_path(tuple(e.get("loc", ()))),

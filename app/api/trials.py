@@ -36,9 +36,7 @@ def _idem(key: str | None, request: Request, body: Any) -> IdempotencyKey | None
     return IdempotencyKey.of(key, request.method, request.url.path, body) if key else None
 
 
-@router.post(
-    "/groups/{group_id}/suggestions", response_model=SuggestionResponse, responses=ERRORS
-)
+@router.post("/groups/{group_id}/suggestions", response_model=SuggestionResponse, responses=ERRORS)
 async def suggest(
     group_id: int,
     body: SuggestionRequest,
@@ -54,7 +52,13 @@ async def suggest(
     while True:
         answer = await anyio.to_thread.run_sync(
             lambda: tx.run(
-                db, service.suggest, group_id, count, body.worker_id, model=SuggestionResponse, idem=idem
+                db,
+                service.suggest,
+                group_id,
+                count,
+                body.worker_id,
+                model=SuggestionResponse,
+                idem=idem,
             )
         )
         left = deadline - time.monotonic()

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.documents import Objective
+
 GroupStatus = Literal["created", "running", "done", "stopped", "failed"]
 TrialStatus = Literal["pending", "running", "succeeded", "failed", "stopped", "expired"]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -16,15 +18,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Objective(BaseModel):
-    name: str
-    optimization: Literal["maximize", "minimize"]
-
-
 class TrialView(BaseModel):
     id: int
     group_id: int
-    config_index: int = Field(description="Position of this configuration in the algorithm's order.")
+    config_index: int = Field(
+        description="Position of this configuration in the algorithm's order."
+    )
     attempt: int = Field(description="0, or how many times an expired lease re-offered it.")
     params: dict[str, Any]
     status: TrialStatus

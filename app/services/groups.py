@@ -38,7 +38,9 @@ def create_group(
                 }
             ],
         )
-    if algorithm == "random" and (spec.random_search is None or spec.random_search.n_experiments is None):
+    if algorithm == "random" and (
+        spec.random_search is None or spec.random_search.n_experiments is None
+    ):
         raise InvalidRequest(
             "random search needs `n_experiments`",
             errors=[

@@ -36,7 +36,9 @@ RETRY_WHEN_DRAINING = 5.0
 
 
 @lru_cache(maxsize=256)
-def _searcher(group_id: int, created_at: datetime, algorithm: str, seed: int, spec_key: str) -> Searcher:
+def _searcher(
+    group_id: int, created_at: datetime, algorithm: str, seed: int, spec_key: str
+) -> Searcher:
     # Keyed by creation time too: SQLite may reuse the id of a deleted group.
     return build_searcher(algorithm, json.loads(spec_key), seed)
 
@@ -46,7 +48,9 @@ def searcher_for(group: RowMapping) -> Searcher:
     return _searcher(group["id"], group["created_at"], group["algorithm"], group["seed"], spec_key)
 
 
-def suggest(conn: Connection, group_id: int, count: int, worker_id: str | None) -> SuggestionResponse:
+def suggest(
+    conn: Connection, group_id: int, count: int, worker_id: str | None
+) -> SuggestionResponse:
     """Hand out up to `count` trials, never more than the group's concurrency at once."""
     now = utcnow()
     group = load_group(conn, group_id, lock=True)
@@ -101,7 +105,9 @@ def suggest(conn: Connection, group_id: int, count: int, worker_id: str | None) 
         changes["finished_at"] = now
         log.info("group.done", group_id=group_id)
     if changes:
-        conn.execute(update(groups).where(groups.c.id == group_id).values(updated_at=now, **changes))
+        conn.execute(
+            update(groups).where(groups.c.id == group_id).values(updated_at=now, **changes)
+        )
 
     for trial in handed:
         log.info(
@@ -172,20 +178,30 @@ def _claim_pending(
     lease_until: datetime,
 ) -> list[TrialView]:
     # The group row is locked, so no other transaction claims these at the same time.
-    ids = conn.execute(
-        select(trials.c.id)
-        .where(trials.c.group_id == group_id, trials.c.status == "pending")
-        .order_by(trials.c.id)
-        .limit(limit)
-    ).scalars().all()
+    ids = (
+        conn.execute(
+            select(trials.c.id)
+            .where(trials.c.group_id == group_id, trials.c.status == "pending")
+            .order_by(trials.c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     if not ids:
         return []
-    rows = conn.execute(
-        update(trials)
-        .where(trials.c.id.in_(ids))
-        .values(status="running", worker_id=worker_id, lease_expires_at=lease_until, started_at=now)
-        .returning(*TRIAL_COLUMNS)
-    ).mappings().all()
+    rows = (
+        conn.execute(
+            update(trials)
+            .where(trials.c.id.in_(ids))
+            .values(
+                status="running", worker_id=worker_id, lease_expires_at=lease_until, started_at=now
+            )
+            .returning(*TRIAL_COLUMNS)
+        )
+        .mappings()
+        .all()
+    )
     return sorted((trial_view(r) for r in rows), key=lambda t: t.id)
 
 
@@ -199,7 +215,13 @@ def _expire_leases(conn: Connection, group_id: int, now: datetime) -> int:
             trials.c.lease_expires_at <= now,
         )
         .values(status="expired", finished_at=now, stop_reason="lease expired")
-        .returning(trials.c.id, trials.c.config_index, trials.c.attempt, trials.c.params, trials.c.params_hash)
+        .returning(
+            trials.c.id,
+            trials.c.config_index,
+            trials.c.attempt,
+            trials.c.params,
+            trials.c.params_hash,
+        )
     ).all()
     for old in expired:
         new_id = conn.execute(
@@ -288,8 +310,10 @@ def _store_metrics(
         for n, v in values.items()
     ]
     stmt = insert_(metrics).on_conflict_do_nothing().returning(metrics.c.name)
-    inserted = set(conn.execute(stmt, rows).scalars()) if len(rows) > 1 else set(
-        conn.execute(stmt.values(rows[0])).scalars()
+    inserted = (
+        set(conn.execute(stmt, rows).scalars())
+        if len(rows) > 1
+        else set(conn.execute(stmt.values(rows[0])).scalars())
     )
     repeated = [n for n in values if n not in inserted]
     if not repeated:
@@ -321,24 +345,34 @@ def _keep_alive(conn: Connection, trial: RowMapping, now: datetime) -> StopAnswe
     conn.execute(update(trials).where(trials.c.id == trial_id).values(lease_expires_at=lease_until))
     if trial["group_status"] in FINISHED:
         return StopAnswer(
-            should_stop=True, reason=f"group is {trial['group_status']}", lease_expires_at=lease_until
+            should_stop=True,
+            reason=f"group is {trial['group_status']}",
+            lease_expires_at=lease_until,
         )
     if trial["stop_reason"]:
-        return StopAnswer(should_stop=True, reason=trial["stop_reason"], lease_expires_at=lease_until)
+        return StopAnswer(
+            should_stop=True, reason=trial["stop_reason"], lease_expires_at=lease_until
+        )
     log.debug("trial.lease_extended", group_id=group_id, trial_id=trial_id)
     return StopAnswer(should_stop=False, lease_expires_at=lease_until)
 
 
 def _replacement(conn: Connection, trial_id: int) -> RowMapping | None:
-    return conn.execute(
-        select(trials.c.id, trials.c.status).where(trials.c.replaces_id == trial_id)
-    ).mappings().first()
+    return (
+        conn.execute(select(trials.c.id, trials.c.status).where(trials.c.replaces_id == trial_id))
+        .mappings()
+        .first()
+    )
 
 
 def _revive(conn: Connection, trial: RowMapping, lease_until: datetime) -> bool:
     """An expired trial reported after all: take it back if its re-offer was not handed out."""
     replacement = _replacement(conn, trial["id"])
-    if replacement is None or replacement["status"] != "pending" or trial["group_status"] in FINISHED:
+    if (
+        replacement is None
+        or replacement["status"] != "pending"
+        or trial["group_status"] in FINISHED
+    ):
         return False
     conn.execute(delete(trials).where(trials.c.id == replacement["id"]))
     conn.execute(
@@ -362,7 +396,9 @@ def _superseded_reason(conn: Connection, trial_id: int) -> str:
     return f"lease expired; the configuration was re-offered as trial {replacement['id']}"
 
 
-def complete(conn: Connection, trial_id: int, status: str, values: dict[str, float] | None) -> TrialView:
+def complete(
+    conn: Connection, trial_id: int, status: str, values: dict[str, float] | None
+) -> TrialView:
     """End a trial with the client's verdict and final values."""
     now = utcnow()
     trial = _load_trial(conn, trial_id)
@@ -384,12 +420,22 @@ def complete(conn: Connection, trial_id: int, status: str, values: dict[str, flo
         # Lock the group before the trial (the lock order), so that of two last
         # completions racing, the second sees the first and closes the group.
         load_group(conn, trial["group_id"], lock=True)
-    finished = conn.execute(
-        update(trials)
-        .where(trials.c.id == trial_id, trials.c.status == "running")
-        .values(status=status, values=values, objective=objective, finished_at=now, lease_expires_at=None)
-        .returning(*TRIAL_COLUMNS)
-    ).mappings().first()
+    finished = (
+        conn.execute(
+            update(trials)
+            .where(trials.c.id == trial_id, trials.c.status == "running")
+            .values(
+                status=status,
+                values=values,
+                objective=objective,
+                finished_at=now,
+                lease_expires_at=None,
+            )
+            .returning(*TRIAL_COLUMNS)
+        )
+        .mappings()
+        .first()
+    )
     if finished is None:  # it expired between our read and our update
         return complete(conn, trial_id, status, values)
     log.info(
@@ -435,9 +481,16 @@ def _complete_late(
     new_values: dict[str, Any] = {"values": values, "objective": objective}
     if counts:
         new_values |= {"status": status, "finished_at": now, "stop_reason": None}
-    row = conn.execute(
-        update(trials).where(trials.c.id == trial_id).values(**new_values).returning(*TRIAL_COLUMNS)
-    ).mappings().one()
+    row = (
+        conn.execute(
+            update(trials)
+            .where(trials.c.id == trial_id)
+            .values(**new_values)
+            .returning(*TRIAL_COLUMNS)
+        )
+        .mappings()
+        .one()
+    )
     log.info(
         "trial.completed_late",
         group_id=trial["group_id"],

@@ -78,7 +78,11 @@ def group_view(conn: Connection, group: RowMapping) -> GroupView:
 def best_trial(conn: Connection, group: Mapping[str, Any]) -> TrialView | None:
     if group["objective_name"] is None:
         return None
-    order = trials.c.objective.desc() if group["objective_direction"] == "maximize" else trials.c.objective.asc()
+    order = (
+        trials.c.objective.desc()
+        if group["objective_direction"] == "maximize"
+        else trials.c.objective.asc()
+    )
     row = (
         conn.execute(
             select(*TRIAL_COLUMNS)

@@ -70,7 +70,8 @@ def test_search_from_creation_to_best_trial(server: LiveServer, tmp_path: Path) 
             loss = math.inf
             for step, loss in enumerate(train(**trial["params"])):
                 verdict = http.post(
-                    f"/api/v1/trials/{trial['id']}/metrics", json={"values": {"loss": loss}, "step": step}
+                    f"/api/v1/trials/{trial['id']}/metrics",
+                    json={"values": {"loss": loss}, "step": step},
                 ).json()
                 assert verdict["should_stop"] is False
             done = http.post(

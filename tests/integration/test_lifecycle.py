@@ -6,7 +6,10 @@ from fastapi.testclient import TestClient
 
 from tests.integration.helpers import complete, create_group, group, suggest
 
-SMALL_GRID = {"concurrency": 2, "matrix": {"lr": {"values": [0.1, 0.01]}, "units": {"values": [8, 16]}}}
+SMALL_GRID = {
+    "concurrency": 2,
+    "matrix": {"lr": {"values": [0.1, 0.01]}, "units": {"values": [8, 16]}},
+}
 
 
 def test_grid_hands_out_cells_in_order_then_finishes(client: TestClient) -> None:
@@ -63,7 +66,9 @@ def test_random_search_replays_with_the_same_seed(client: TestClient) -> None:
 
 
 def test_random_group_without_seed_stores_one(client: TestClient) -> None:
-    g = create_group(client, {"random_search": {"n_experiments": 3}, "matrix": {"x": {"uniform": [0, 1]}}})
+    g = create_group(
+        client, {"random_search": {"n_experiments": 3}, "matrix": {"x": {"uniform": [0, 1]}}}
+    )
     assert isinstance(g["seed"], int)
 
 
@@ -81,7 +86,9 @@ def test_all_discrete_random_space_caps_and_says_so(client: TestClient) -> None:
     params = []
     for _ in range(3):
         params += [t["params"] for t in suggest(client, g["id"], count=10)["trials"]]
-        running = client.get(f"/api/v1/groups/{g['id']}/trials", params={"status": "running"}).json()
+        running = client.get(
+            f"/api/v1/groups/{g['id']}/trials", params={"status": "running"}
+        ).json()
         for t in running["items"]:
             complete(client, t["id"])
     assert len(params) == 6
@@ -98,7 +105,9 @@ def test_expired_lease_reoffers_the_configuration(client: TestClient) -> None:
     old = client.get(f"/api/v1/trials/{lost['id']}").json()
     assert old["status"] == "expired"
     # The lost worker comes back: it is told to stop, and its report is kept.
-    late = client.post(f"/api/v1/trials/{lost['id']}/metrics", json={"values": {"loss": 1.0}, "step": 3})
+    late = client.post(
+        f"/api/v1/trials/{lost['id']}/metrics", json={"values": {"loss": 1.0}, "step": 3}
+    )
     assert late.status_code == 200 and late.json()["should_stop"] is True
     assert f"trial {again['id']}" in late.json()["reason"]
 
@@ -137,7 +146,9 @@ def test_metrics_are_a_time_series_and_repeats_are_harmless(client: TestClient) 
     g = create_group(client, SMALL_GRID, objective={"name": "loss", "optimization": "minimize"})
     (trial,) = suggest(client, g["id"])["trials"]
     url = f"/api/v1/trials/{trial['id']}/metrics"
-    assert client.post(url, json={"values": {"loss": 0.9}, "step": 1}).json()["should_stop"] is False
+    assert (
+        client.post(url, json={"values": {"loss": 0.9}, "step": 1}).json()["should_stop"] is False
+    )
     assert client.post(url, json={"values": {"loss": 0.9}, "step": 1}).status_code == 200
     clash = client.post(url, json={"values": {"loss": 0.8}, "step": 1})
     assert clash.status_code == 409 and clash.headers["content-type"] == "application/problem+json"
@@ -166,11 +177,17 @@ def test_stop_group(client: TestClient) -> None:
         "reason": "group is stopped",
         "lease_expires_at": answer.json()["lease_expires_at"],
     }
-    assert suggest(client, g["id"]) == {"trials": [], "group_status": "stopped", "retry_after": None}
+    assert suggest(client, g["id"]) == {
+        "trials": [],
+        "group_status": "stopped",
+        "retry_after": None,
+    }
 
 
 def test_threshold_early_stopping_stops_the_group(client: TestClient) -> None:
-    spec = SMALL_GRID | {"early_stopping": [{"metric": "acc", "value": 0.9, "optimization": "maximize"}]}
+    spec = SMALL_GRID | {
+        "early_stopping": [{"metric": "acc", "value": 0.9, "optimization": "maximize"}]
+    }
     g = create_group(client, spec)
     first, second = suggest(client, g["id"], count=2)["trials"]
     client.post(f"/api/v1/trials/{first['id']}/metrics", json={"values": {"acc": 0.95}})
