@@ -1,8 +1,11 @@
 """The application factory: routers, middleware, error mapping, lifespan."""
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
+import anyio
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -15,6 +18,7 @@ from app.db import migrate
 from app.db.engine import Database
 from app.logging import configure_logging
 from app.schemas.documents import GroupRequest
+from app.services import housekeeping
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +26,16 @@ log = structlog.get_logger(__name__)
 def _operation_id(route: APIRoute) -> str:
     # Stable ids for generated SDKs: the route function's name, unique across the app.
     return route.name
+
+
+async def _housekeeping(db: Database, settings: Settings) -> None:
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    while True:
+        await asyncio.sleep(settings.housekeeping_seconds)
+        try:
+            await anyio.to_thread.run_sync(lambda: housekeeping.sweep(db, idempotency_ttl=ttl))
+        except Exception:  # a failed sweep must not end the loop; the next one retries
+            log.exception("housekeeping.failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,9 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_overflow=settings.db_max_overflow,
         )
         log.info("service.started", database=app.state.db.engine.url.render_as_string())
+        chores = asyncio.create_task(_housekeeping(app.state.db, settings))
         try:
             yield
         finally:
+            chores.cancel()
+            with suppress(asyncio.CancelledError):
+                await chores
             app.state.db.dispose()
 
     app = FastAPI(

@@ -1,11 +1,12 @@
 """Request dependencies, declared once and used by type."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from app.config import Settings
 from app.db.engine import Database
+from app.services.tx import IdempotencyKey
 
 
 def get_db(request: Request) -> Database:
@@ -27,3 +28,8 @@ IdempotencyKeyHeader = Annotated[
         description="A retry with the same key gets the first answer back.",
     ),
 ]
+
+
+def idempotency(key: str | None, request: Request, body: Any = None) -> IdempotencyKey | None:
+    """The stored-answer key of a state-changing request, when the client sent one."""
+    return IdempotencyKey.of(key, request.method, request.url.path, body) if key else None

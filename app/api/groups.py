@@ -10,12 +10,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep
-from app.schemas.api import GroupPage, GroupStatus, GroupView, Problem, TrialPage, TrialStatus
+from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep, idempotency
+from app.schemas.api import (
+    Deleted,
+    GroupPage,
+    GroupStatus,
+    GroupView,
+    Problem,
+    TrialPage,
+    TrialStatus,
+)
 from app.schemas.documents import parse_group_document
 from app.services import groups as service
 from app.services import tx
-from app.services.tx import IdempotencyKey
 
 router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
 
@@ -61,9 +68,7 @@ async def create_group(
     body = await request.body()
     group_request = parse_group_document(body, request.headers.get("content-type"))
     content = body.decode("utf-8", errors="replace")
-    idem = None
-    if idempotency_key:
-        idem = IdempotencyKey.of(idempotency_key, "POST", request.url.path, content)
+    idem = idempotency(idempotency_key, request, content)
     return await run_in_threadpool(
         tx.run,
         db,
@@ -92,22 +97,20 @@ def get_group(group_id: int, db: DatabaseDep) -> GroupView:
 
 @router.post("/{group_id}/stop", response_model=GroupView, responses=ERRORS)
 def stop_group(
-    group_id: int, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None
+    group_id: int, request: Request, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None
 ) -> GroupView:
     """Stop a group: no new suggestions; running trials are told to stop."""
-    idem = (
-        IdempotencyKey.of(idempotency_key, "POST", f"/groups/{group_id}/stop", None)
-        if idempotency_key
-        else None
-    )
+    idem = idempotency(idempotency_key, request)
     return tx.run(db, service.stop_group, group_id, model=GroupView, idem=idem)
 
 
 @router.delete("/{group_id}", status_code=204, responses=ERRORS)
-def delete_group(group_id: int, db: DatabaseDep) -> Response:
+def delete_group(
+    group_id: int, request: Request, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
     """Delete a group with its trials and metrics."""
-    with db.write() as conn:
-        service.delete_group(conn, group_id)
+    idem = idempotency(idempotency_key, request)
+    tx.run(db, service.delete_group, group_id, model=Deleted, idem=idem)
     return Response(status_code=204)
 
 

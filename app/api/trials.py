@@ -6,7 +6,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 
-from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep
+from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep, idempotency
 from app.schemas.api import (
     CompleteRequest,
     Heartbeat,
@@ -19,7 +19,6 @@ from app.schemas.api import (
 )
 from app.services import trials as service
 from app.services import tx
-from app.services.tx import IdempotencyKey
 
 router = APIRouter(prefix="/api/v1", tags=["trials"])
 
@@ -30,10 +29,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 # How often a long poll looks again while it waits for a free trial.
 _POLL_SECONDS = 0.25
-
-
-def _idem(key: str | None, request: Request, body: Any) -> IdempotencyKey | None:
-    return IdempotencyKey.of(key, request.method, request.url.path, body) if key else None
 
 
 @router.post("/groups/{group_id}/suggestions", response_model=SuggestionResponse, responses=ERRORS)
@@ -47,7 +42,7 @@ async def suggest(
 ) -> SuggestionResponse:
     """Hand out up to `count` trials to train; an empty list says when to ask again."""
     count = min(body.count, settings.max_suggestions_per_request)
-    idem = _idem(idempotency_key, request, body.model_dump())
+    idem = idempotency(idempotency_key, request, body.model_dump())
     deadline = time.monotonic() + min(body.wait_seconds, settings.max_wait_seconds)
     while True:
         answer = await anyio.to_thread.run_sync(
@@ -89,7 +84,7 @@ def report_metrics(
         body.values,
         body.step,
         model=StopAnswer,
-        idem=_idem(idempotency_key, request, body.model_dump()),
+        idem=idempotency(idempotency_key, request, body.model_dump()),
     )
 
 
@@ -123,5 +118,5 @@ def complete(
         body.status,
         body.values,
         model=TrialView,
-        idem=_idem(idempotency_key, request, body.model_dump()),
+        idem=idempotency(idempotency_key, request, body.model_dump()),
     )

@@ -121,6 +121,10 @@ class CompleteRequest(Strict):
     values: MetricValues | None = None
 
 
+class Deleted(BaseModel):
+    id: int
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem; `errors` lists each faulty field of a 422."""
 

@@ -13,7 +13,7 @@ from app.algorithms.random import RandomSearch
 from app.db.engine import Database
 from app.db.tables import groups, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
-from app.schemas.api import GroupPage, GroupView, TrialPage
+from app.schemas.api import Deleted, GroupPage, GroupView, TrialPage
 from app.schemas.documents import GroupRequest
 from app.services.views import TRIAL_COLUMNS, group_summary, group_view, load_group, trial_view
 
@@ -51,6 +51,7 @@ def create_group(
                 }
             ],
         )
+    _refuse_unbuilt_early_stopping(spec.normalized())
     normalized = spec.normalized()
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     searcher = build_searcher(algorithm, normalized, seed)
@@ -94,6 +95,30 @@ def create_group(
         seed=seed,
     )
     return get_group(conn, group_id)
+
+
+def _refuse_unbuilt_early_stopping(normalized: dict[str, Any]) -> None:
+    # TODO(hpo): per-trial policies and failure_early_stopping come with Hyperband (#3);
+    # until then they are refused, never accepted and silently ignored.
+    errors = [
+        {
+            "path": f"hptuning.early_stopping.{i}.policy",
+            "message": "early stopping policies are not available yet; thresholds are",
+            "type": "not_implemented",
+        }
+        for i, entry in enumerate(normalized.get("early_stopping") or [])
+        if entry.get("policy")
+    ]
+    if normalized.get("failure_early_stopping"):
+        errors.append(
+            {
+                "path": "hptuning.failure_early_stopping",
+                "message": "failure_early_stopping is not available yet",
+                "type": "not_implemented",
+            }
+        )
+    if errors:
+        raise InvalidRequest("; ".join(e["message"] for e in errors), errors=errors)
 
 
 _SECTION = {"hyperband": "hyperband", "bo": "bo", "grid": "grid_search", "random": "random_search"}
@@ -162,11 +187,12 @@ def mark_stopped(conn: Connection, group_id: int, reason: str, now: datetime) ->
     log.info("group.stopped", group_id=group_id, reason=reason)
 
 
-def delete_group(conn: Connection, group_id: int) -> None:
+def delete_group(conn: Connection, group_id: int) -> Deleted:
     deleted = conn.execute(delete(groups).where(groups.c.id == group_id)).rowcount
     if not deleted:
         raise NotFound(f"group {group_id} does not exist")
     log.info("group.deleted", group_id=group_id)
+    return Deleted(id=group_id)
 
 
 def export_rows(db: Database, group_id: int, batch: int = 1000) -> Iterator[dict[str, Any]]:

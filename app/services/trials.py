@@ -67,7 +67,7 @@ def suggest(
         ).where(trials.c.group_id == group_id, trials.c.status.in_(("running", "pending")))
     ).one()
     if oldest_lease is not None and oldest_lease.replace(tzinfo=now.tzinfo) <= now:
-        expired = _expire_leases(conn, group_id, now)
+        expired = expire_leases(conn, group_id, now)
         running -= expired
         pending += expired
 
@@ -205,7 +205,7 @@ def _claim_pending(
     return sorted((trial_view(r) for r in rows), key=lambda t: t.id)
 
 
-def _expire_leases(conn: Connection, group_id: int, now: datetime) -> int:
+def expire_leases(conn: Connection, group_id: int, now: datetime) -> int:
     """Mark trials whose lease ran out `expired` and re-offer each configuration."""
     expired = conn.execute(
         update(trials)

@@ -181,3 +181,18 @@ def test_garbage_never_gets_a_500_nor_changes_anything(client: TestClient, paylo
     if after["status"] != "stopped":  # the stop route takes no body: it may have run
         assert after["counts"] == before["counts"]
     assert client.get(f"/api/v1/trials/{trial['id']}").json()["params"] == trial["params"]
+
+
+def test_early_stopping_policies_are_refused_until_they_work(client: TestClient) -> None:
+    spec = GRID | {
+        "early_stopping": [
+            {"metric": "loss", "value": 0.1, "policy": {"kind": "median", "evaluation_interval": 1}}
+        ],
+        "failure_early_stopping": {"percent": 50},
+    }
+    response = client.post("/api/v1/groups", json={"hptuning": spec})
+    assert response.status_code == 422
+    assert _paths(response) == [
+        "hptuning.early_stopping.0.policy",
+        "hptuning.failure_early_stopping",
+    ]

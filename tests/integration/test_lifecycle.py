@@ -4,6 +4,7 @@ import time
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import make_client
 from tests.integration.helpers import complete, create_group, group, suggest
 
 SMALL_GRID = {
@@ -244,3 +245,21 @@ def test_delete_group(client: TestClient) -> None:
     assert client.delete(f"/api/v1/groups/{g['id']}").status_code == 204
     assert client.get(f"/api/v1/groups/{g['id']}").status_code == 404
     assert client.get(f"/api/v1/trials/{trial['id']}").status_code == 404
+
+
+def test_housekeeping_expires_lost_leases_without_any_suggest_call(database_url: str) -> None:
+    with make_client(database_url, housekeeping_seconds=0.3) as c:
+        g = create_group(c, SMALL_GRID, lease_seconds=1)
+        (lost,) = suggest(c, g["id"])["trials"]
+        time.sleep(2.0)
+        assert c.get(f"/api/v1/trials/{lost['id']}").json()["status"] == "expired"
+        pending = c.get(f"/api/v1/groups/{g['id']}/trials", params={"status": "pending"}).json()
+        assert [t["params"] for t in pending["items"]] == [lost["params"]]
+
+
+def test_delete_is_idempotent_with_a_key(client: TestClient) -> None:
+    g = create_group(client, SMALL_GRID)
+    headers = {"Idempotency-Key": f"delete-{g['id']}"}
+    assert client.delete(f"/api/v1/groups/{g['id']}", headers=headers).status_code == 204
+    assert client.delete(f"/api/v1/groups/{g['id']}", headers=headers).status_code == 204
+    assert client.delete(f"/api/v1/groups/{g['id']}").status_code == 404
