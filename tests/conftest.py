@@ -140,3 +140,12 @@ def live_server(
     server = LiveServer(database_url, workers=2, log_path=log)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Two `hpo serve` processes on the PostgreSQL test database."""
+    log = tmp_path_factory.mktemp("pg-server") / "server.log"
+    server = LiveServer(postgres_url, workers=2, log_path=log)
+    yield server
+    server.stop()

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from app.errors import ServiceError
-from app.schemas.documents import SpecError
+from app.schemas.documents import SpecError, UnsupportedMediaTypeError
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +54,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SpecError)
     async def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
+        if isinstance(exc, UnsupportedMediaTypeError):
+            return problem(415, "Unsupported media type", str(exc), code="unsupported_media_type")
         return problem(
             422,
             "Invalid search spec",

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -117,10 +118,20 @@ trials = Table(
     Column("values", Json),
     Column("stop_reason", Text),
     Column("replaces_id", BigId),
+    # Hyperband: where the trial sits, what it trains with, and the trial it continues.
+    Column("bracket", Integer),
+    Column("rung", Integer),
+    Column("resource", Json),
+    Column("resume_from", BigId),
+    Column("resume", Boolean),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     UniqueConstraint("group_id", "config_index", "attempt"),
+    # A trial is promoted once: one continuation per (parent, attempt).
+    Index(
+        "uq_trials_group_id_resume_from_attempt", "group_id", "resume_from", "attempt", unique=True
+    ),
     Index(None, "group_id", "status"),
     Index(None, "group_id", "params_hash"),
     Index(None, "group_id", "objective"),

@@ -33,6 +33,18 @@ class TrialView(BaseModel):
     values: dict[str, float] | None = Field(None, description="Final values given at completion.")
     stop_reason: str | None = None
     replaces_id: int | None = Field(None, description="The expired trial this one re-offers.")
+    bracket: int | None = Field(None, description="Hyperband: the bracket (s) of this trial.")
+    rung: int | None = Field(None, description="Hyperband: the rung (k) within its bracket.")
+    resource: int | float | None = Field(
+        None, description="Hyperband: what to train with; also in `params` under its name."
+    )
+    resume_from: int | None = Field(
+        None, description="Hyperband: the trial this one continues (a promotion)."
+    )
+    resume: bool | None = Field(
+        None,
+        description="Hyperband: true to load `resume_from`'s checkpoint, false to start afresh.",
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -45,6 +57,18 @@ class TrialCounts(BaseModel):
     failed: int = 0
     stopped: int = 0
     expired: int = 0
+
+
+class RungView(BaseModel):
+    """One rung of a Hyperband bracket: what it trains with, who ran, who went on."""
+
+    bracket: int
+    rung: int
+    resource: int | float
+    planned: int | None = Field(description="Trials the plan gives this rung (None for ASHA).")
+    counts: TrialCounts
+    promoted: int = Field(description="Trials of this rung continued at the next rung.")
+    best_value: float | None
 
 
 class GroupSummary(BaseModel):
@@ -69,6 +93,7 @@ class GroupView(GroupSummary):
     counts: TrialCounts
     best_trial: TrialView | None
     hptuning: dict[str, Any] = Field(description="The normalised search spec.")
+    rungs: list[RungView] | None = Field(None, description="Hyperband: brackets and rungs.")
     started_at: datetime | None
     finished_at: datetime | None
 

@@ -130,7 +130,7 @@ def _raise_at(errors: Sequence[tuple[tuple[str | int, ...], str, str, Any]]) -> 
 
     pydantic prefixes the location of a ValidationError raised inside a
     validator with the validator's own location, so a model-level check can
-    still point at the exact field (`utility_function.kappa`, `matrix.lr`).
+    still point at the exact field (`matrix.lr`, `policy.kind`).
     """
     raise ValidationError.from_exception_data(
         "hptuning",
@@ -590,6 +590,23 @@ class Hyperband(_Model):
         default=False,
         description="hpo-engine extension: promote as soon as a rung allows (ASHA-style).",
     )
+    n_experiments: _PositiveInt | None = Field(
+        default=None,
+        description=(
+            "hpo-engine extension, asynchronous mode only: new configurations to draw "
+            "(default: as many as synchronous Hyperband starts)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _n_experiments_needs_asynchronous(self) -> Hyperband:
+        if self.n_experiments is not None and not self.asynchronous:
+            raise _error(
+                "n_experiments_synchronous",
+                "`n_experiments` applies to asynchronous Hyperband only; synchronous Hyperband "
+                "draws what its brackets need.",
+            )
+        return self
 
 
 class GaussianProcess(_Model):

@@ -14,7 +14,7 @@ from app.db.engine import Database
 from app.db.tables import groups, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.schemas.api import Deleted, GroupPage, GroupView, TrialPage
-from app.schemas.documents import GroupRequest
+from app.schemas.documents import GroupRequest, Objective
 from app.services.views import TRIAL_COLUMNS, group_summary, group_view, load_group, trial_view
 
 log = structlog.get_logger(__name__)
@@ -51,7 +51,6 @@ def create_group(
                 }
             ],
         )
-    _refuse_unbuilt_early_stopping(spec.normalized())
     normalized = spec.normalized()
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     searcher = build_searcher(algorithm, normalized, seed)
@@ -61,7 +60,7 @@ def create_group(
             f"n_experiments is {searcher.n_experiments} but this all-discrete space has only "
             f"{searcher.planned} configurations: the group runs {searcher.planned}"
         )
-    objective = request.objective
+    objective = _objective(request)
     now = utcnow()
     group_id = conn.execute(
         insert(groups)
@@ -97,28 +96,24 @@ def create_group(
     return get_group(conn, group_id)
 
 
-def _refuse_unbuilt_early_stopping(normalized: dict[str, Any]) -> None:
-    # TODO(hpo): per-trial policies and failure_early_stopping come with Hyperband (#3);
-    # until then they are refused, never accepted and silently ignored.
-    errors = [
-        {
-            "path": f"hptuning.early_stopping.{i}.policy",
-            "message": "early stopping policies are not available yet; thresholds are",
-            "type": "not_implemented",
-        }
-        for i, entry in enumerate(normalized.get("early_stopping") or [])
-        if entry.get("policy")
-    ]
-    if normalized.get("failure_early_stopping"):
-        errors.append(
-            {
-                "path": "hptuning.failure_early_stopping",
-                "message": "failure_early_stopping is not available yet",
-                "type": "not_implemented",
-            }
+def _objective(request: GroupRequest) -> Objective | None:
+    """The metric to optimise: the algorithm's `metric`, else `objective` (grid, random)."""
+    metric = request.hptuning.hyperband.metric if request.hptuning.hyperband else None
+    if metric is None:
+        return request.objective
+    from_algorithm = Objective(name=metric.name, optimization=metric.optimization)
+    if request.objective is not None and request.objective != from_algorithm:
+        raise InvalidRequest(
+            "`objective` differs from the algorithm's `metric`",
+            errors=[
+                {
+                    "path": "objective",
+                    "message": "leave `objective` out, or make it equal to the algorithm's metric",
+                    "type": "conflict",
+                }
+            ],
         )
-    if errors:
-        raise InvalidRequest("; ".join(e["message"] for e in errors), errors=errors)
+    return from_algorithm
 
 
 _SECTION = {"hyperband": "hyperband", "bo": "bo", "grid": "grid_search", "random": "random_search"}
@@ -173,18 +168,23 @@ def stop_group(conn: Connection, group_id: int) -> GroupView:
     return group_view(conn, load_group(conn, group_id))
 
 
-def mark_stopped(conn: Connection, group_id: int, reason: str, now: datetime) -> None:
+def mark_stopped(
+    conn: Connection, group_id: int, reason: str, now: datetime, *, status: str = "stopped"
+) -> None:
+    """End a group early (`stopped`, or `failed`); running trials hear it at their next report."""
     conn.execute(
         update(groups)
         .where(groups.c.id == group_id)
-        .values(status="stopped", status_reason=reason, finished_at=now, updated_at=now)
+        .values(status=status, status_reason=reason, finished_at=now, updated_at=now)
     )
     conn.execute(
         update(trials)
         .where(trials.c.group_id == group_id, trials.c.status == "pending")
         .values(status="stopped", stop_reason=reason, finished_at=now)
     )
-    log.info("group.stopped", group_id=group_id, reason=reason)
+    log.info(
+        "group.failed" if status == "failed" else "group.stopped", group_id=group_id, reason=reason
+    )
 
 
 def delete_group(conn: Connection, group_id: int) -> Deleted:

@@ -10,10 +10,8 @@ trial rows. Suggest locks the group; a completion locks it only when the group
 may be finishing.
 """
 
-import json
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -21,11 +19,13 @@ from sqlalchemy import Connection, RowMapping, delete, func, insert, select, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.algorithms import Searcher, build_searcher
+from app.algorithms import Searcher, stopping
+from app.algorithms.hyperband import Hyperband, RungTrial
 from app.db.tables import groups, metrics, trials, utcnow
 from app.errors import Conflict, NotFound
 from app.schemas.api import StopAnswer, SuggestionResponse, TrialView
 from app.services.groups import FINISHED, mark_stopped
+from app.services.searchers import searcher_for
 from app.services.views import TRIAL_COLUMNS, load_group, trial_view
 
 log = structlog.get_logger(__name__)
@@ -33,19 +33,6 @@ log = structlog.get_logger(__name__)
 # Seconds a client should wait before asking again, when it got nothing.
 RETRY_WHEN_FULL = 1.0
 RETRY_WHEN_DRAINING = 5.0
-
-
-@lru_cache(maxsize=256)
-def _searcher(
-    group_id: int, created_at: datetime, algorithm: str, seed: int, spec_key: str
-) -> Searcher:
-    # Keyed by creation time too: SQLite may reuse the id of a deleted group.
-    return build_searcher(algorithm, json.loads(spec_key), seed)
-
-
-def searcher_for(group: RowMapping) -> Searcher:
-    spec_key = json.dumps(group["spec"], sort_keys=False)
-    return _searcher(group["id"], group["created_at"], group["algorithm"], group["seed"], spec_key)
 
 
 def suggest(
@@ -79,28 +66,23 @@ def suggest(
         wanted -= len(handed)
 
     changes: dict[str, Any] = {}
-    next_index = group["next_index"]
-    planned = group["planned_trials"]
-    if wanted > 0 and (planned is None or next_index < planned):
-        batch = searcher_for(group).propose(next_index, wanted, _taken_in(conn, group_id))
-        if batch.proposals:
-            handed += _insert_running(conn, group_id, batch.proposals, worker_id, now, lease_until)
-            next_index += len(batch.proposals)
-            changes["next_index"] = next_index
-        if batch.exhausted:
-            planned = next_index
-            changes["planned_trials"] = planned
-            changes["warnings"] = [
-                *group["warnings"],
-                f"no new configuration could be drawn after {planned}: the space is exhausted",
-            ]
+    searcher = searcher_for(group)
+    if isinstance(searcher, Hyperband):
+        # Reading the rungs is the costly part: skip it when nothing could be handed out.
+        rows, complete = (
+            _propose_rungs(conn, group, searcher, wanted) if wanted > 0 else ([], False)
+        )
+    else:
+        rows, complete = _propose_counted(conn, group, searcher, wanted, changes)
+    if rows:
+        handed += _insert_running(conn, group_id, rows, worker_id, now, lease_until)
+        changes["next_index"] = group["next_index"] + len(rows)
 
     status = group["status"]
     if handed and status == "created":
         status = changes["status"] = "running"
         changes["started_at"] = now
-    drained = planned is not None and next_index >= planned
-    if not handed and drained and running == 0 and pending == 0:
+    if not handed and complete and running == 0 and pending == 0:
         status = changes["status"] = "done"
         changes["finished_at"] = now
         log.info("group.done", group_id=group_id)
@@ -120,8 +102,86 @@ def suggest(
         )
     retry_after = None
     if not handed and status not in FINISHED:
-        retry_after = RETRY_WHEN_DRAINING if drained else RETRY_WHEN_FULL
+        # Full: a slot frees when any trial ends. Not full but nothing to give: the
+        # algorithm waits for results (a rung to finish, the last trials to end).
+        retry_after = RETRY_WHEN_FULL if wanted <= 0 else RETRY_WHEN_DRAINING
     return SuggestionResponse(trials=handed, group_status=status, retry_after=retry_after)
+
+
+def _propose_counted(
+    conn: Connection, group: RowMapping, searcher: Searcher, wanted: int, changes: dict[str, Any]
+) -> tuple[list[dict[str, Any]], bool]:
+    """Grid and random: the next configurations after the group's counter.
+
+    Returns the rows to insert and whether the plan is used up.
+    """
+    next_index, planned = group["next_index"], group["planned_trials"]
+    rows: list[dict[str, Any]] = []
+    if wanted > 0 and next_index < planned:
+        batch = searcher.propose(next_index, wanted, _taken_in(conn, group["id"]))
+        rows = [
+            {"config_index": p.config_index, "params": p.params, "params_hash": p.params_hash}
+            for p in batch.proposals
+        ]
+        if batch.exhausted:
+            planned = next_index + len(rows)
+            changes["planned_trials"] = planned
+            changes["warnings"] = [
+                *group["warnings"],
+                f"no new configuration could be drawn after {planned}: the space is exhausted",
+            ]
+    return rows, next_index + len(rows) >= planned
+
+
+def _propose_rungs(
+    conn: Connection, group: RowMapping, searcher: Hyperband, wanted: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Hyperband: new configurations and promotions, decided from the group's rungs."""
+    batch = searcher.propose(rung_history(conn, group["id"]), wanted, group["next_index"])
+    resume = bool(group["spec"]["hyperband"].get("resume"))
+    rows = [
+        {
+            "config_index": p.slot,
+            "params": p.params,
+            "params_hash": p.params_hash,
+            "bracket": p.bracket,
+            "rung": p.rung,
+            "resource": p.resource,
+            "resume_from": p.resume_from,
+            "resume": resume if p.resume_from is not None else None,
+        }
+        for p in batch.proposals
+    ]
+    return rows, batch.complete
+
+
+def rung_history(conn: Connection, group_id: int) -> list[RungTrial]:
+    """Every trial of a Hyperband group as its algorithm sees it (a few hundred rows)."""
+    rows = conn.execute(
+        select(
+            trials.c.id,
+            trials.c.config_index,
+            trials.c.bracket,
+            trials.c.rung,
+            trials.c.status,
+            trials.c.objective,
+            trials.c.params,
+            trials.c.resume_from,
+        ).where(trials.c.group_id == group_id)
+    ).all()
+    return [
+        RungTrial(
+            id=r.id,
+            slot=r.config_index,
+            bracket=r.bracket,
+            rung=r.rung,
+            status=r.status,
+            value=r.objective,
+            params=r.params,
+            resume_from=r.resume_from,
+        )
+        for r in rows
+    ]
 
 
 def _taken_in(conn: Connection, group_id: int):  # noqa: ANN202 - a TakenFn
@@ -139,7 +199,7 @@ def _taken_in(conn: Connection, group_id: int):  # noqa: ANN202 - a TakenFn
 def _insert_running(
     conn: Connection,
     group_id: int,
-    proposals: list,
+    proposed: list[dict[str, Any]],
     worker_id: str | None,
     now: datetime,
     lease_until: datetime,
@@ -147,17 +207,15 @@ def _insert_running(
     rows = [
         {
             "group_id": group_id,
-            "config_index": p.config_index,
             "attempt": 0,
-            "params": p.params,
-            "params_hash": p.params_hash,
             "status": "running",
             "worker_id": worker_id,
             "lease_expires_at": lease_until,
             "created_at": now,
             "started_at": now,
+            **p,
         }
-        for p in proposals
+        for p in proposed
     ]
     if len(rows) == 1:
         ids = [conn.execute(insert(trials).values(rows[0]).returning(trials.c.id)).scalar_one()]
@@ -205,6 +263,21 @@ def _claim_pending(
     return sorted((trial_view(r) for r in rows), key=lambda t: t.id)
 
 
+# What a re-offer copies from the trial whose lease expired.
+_OFFER_COLUMNS = (
+    trials.c.id,
+    trials.c.config_index,
+    trials.c.attempt,
+    trials.c.params,
+    trials.c.params_hash,
+    trials.c.bracket,
+    trials.c.rung,
+    trials.c.resource,
+    trials.c.resume_from,
+    trials.c.resume,
+)
+
+
 def expire_leases(conn: Connection, group_id: int, now: datetime) -> int:
     """Mark trials whose lease ran out `expired` and re-offer each configuration."""
     expired = conn.execute(
@@ -215,23 +288,16 @@ def expire_leases(conn: Connection, group_id: int, now: datetime) -> int:
             trials.c.lease_expires_at <= now,
         )
         .values(status="expired", finished_at=now, stop_reason="lease expired")
-        .returning(
-            trials.c.id,
-            trials.c.config_index,
-            trials.c.attempt,
-            trials.c.params,
-            trials.c.params_hash,
-        )
+        .returning(*_OFFER_COLUMNS)
     ).all()
     for old in expired:
         new_id = conn.execute(
             insert(trials)
             .values(
                 group_id=group_id,
+                **{c.name: old._mapping[c.name] for c in _OFFER_COLUMNS[3:]},
                 config_index=old.config_index,
                 attempt=old.attempt + 1,
-                params=old.params,
-                params_hash=old.params_hash,
                 status="pending",
                 replaces_id=old.id,
                 created_at=now,
@@ -248,6 +314,8 @@ def _load_trial(conn: Connection, trial_id: int) -> RowMapping:
             select(
                 *TRIAL_COLUMNS,
                 groups.c.status.label("group_status"),
+                groups.c.algorithm,
+                groups.c.objective_direction,
                 groups.c.lease_seconds,
                 groups.c.objective_name,
                 groups.c.next_index,
@@ -286,10 +354,77 @@ def report_metrics(
         step = 0 if last is None else last + 1
     _store_metrics(conn, trial_id, values, step, now)
     answer = _keep_alive(conn, trial, now)
+    if not answer.should_stop and trial["status"] == "running":
+        verdict = _apply_policies(conn, trial, values, step)
+        if verdict is not None:
+            _stop_trial(conn, trial, verdict, now)
+            return StopAnswer(should_stop=True, reason=verdict)
     if not answer.should_stop:
         _check_thresholds(conn, trial, values, now)
     log.debug("trial.metrics", group_id=trial["group_id"], trial_id=trial_id, step=step)
     return answer
+
+
+def _apply_policies(
+    conn: Connection, trial: RowMapping, values: dict[str, float], step: int
+) -> str | None:
+    """Per-trial early stopping (median, average, truncation, diff): the reason to stop, if any."""
+    for entry in trial["early_stopping"] or []:
+        policy, metric = entry.get("policy"), entry["metric"]
+        if not policy or metric not in values:
+            continue
+        others = (
+            conn.execute(
+                select(metrics.c.value)
+                .join(trials, trials.c.id == metrics.c.trial_id)
+                .where(
+                    trials.c.group_id == trial["group_id"],
+                    trials.c.id != trial["id"],
+                    metrics.c.name == metric,
+                    metrics.c.step == step,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not stopping.should_evaluate(policy, step, len(others)):
+            continue
+        own = conn.execute(
+            select(metrics.c.step, metrics.c.value)
+            .where(
+                metrics.c.trial_id == trial["id"],
+                metrics.c.name == metric,
+                metrics.c.step <= step,
+            )
+            .order_by(metrics.c.step)
+        ).all()
+        verdict = stopping.evaluate_policy(
+            policy,
+            metric=metric,
+            maximize=entry.get("optimization", "maximize") == "maximize",
+            step=step,
+            own=[(r.step, r.value) for r in own],
+            others=others,
+        )
+        if verdict.stop:
+            return verdict.reason or f"{policy['kind']} rule on {metric}"
+    return None
+
+
+def _stop_trial(conn: Connection, trial: RowMapping, reason: str, now: datetime) -> None:
+    """End a trial that a stopping rule caught; its slot is free at once."""
+    conn.execute(
+        update(trials)
+        .where(trials.c.id == trial["id"], trials.c.status == "running")
+        .values(
+            status="stopped",
+            stop_reason=reason,
+            finished_at=now,
+            lease_expires_at=None,
+            objective=_objective_value(conn, trial, None),
+        )
+    )
+    log.info("trial.stopped_early", group_id=trial["group_id"], trial_id=trial["id"], reason=reason)
 
 
 def heartbeat(conn: Connection, trial_id: int) -> StopAnswer:
@@ -403,6 +538,22 @@ def complete(
     now = utcnow()
     trial = _load_trial(conn, trial_id)
     current = trial["status"]
+    if current == "stopped" and trial["stop_reason"]:
+        # The service stopped it (a stopping rule) before the client said so: take
+        # the client's final values, keep the verdict.
+        if values:
+            row = (
+                conn.execute(
+                    update(trials)
+                    .where(trials.c.id == trial_id)
+                    .values(values=values, objective=_objective_value(conn, trial, values))
+                    .returning(*TRIAL_COLUMNS)
+                )
+                .mappings()
+                .one()
+            )
+            return trial_view(row)
+        return trial_view(trial)
     if current in ("succeeded", "failed", "stopped"):
         if current == status and (values is None or values == trial["values"]):
             return trial_view(trial)  # a retry of the same completion
@@ -415,8 +566,10 @@ def complete(
         return _complete_late(conn, trial, status, values, objective, now)
 
     planned = trial["planned_trials"]
-    may_finish_group = planned is not None and trial["next_index"] >= planned
-    if may_finish_group:
+    may_finish_group = trial["algorithm"] == "hyperband" or (
+        planned is not None and trial["next_index"] >= planned
+    )
+    if may_finish_group or status == "failed":
         # Lock the group before the trial (the lock order), so that of two last
         # completions racing, the second sees the first and closes the group.
         load_group(conn, trial["group_id"], lock=True)
@@ -447,6 +600,8 @@ def complete(
     )
     if values:
         _check_thresholds(conn, trial, values, now)
+    if status == "failed":
+        _check_failures(conn, trial, now)
     if may_finish_group:
         _finish_group_if_drained(conn, trial["group_id"], now)
     return trial_view(finished)
@@ -525,13 +680,18 @@ def _finish_group_if_drained(conn: Connection, group_id: int, now: datetime) -> 
     group = load_group(conn, group_id, lock=True)
     if group is None or group["status"] not in ("created", "running"):
         return
-    if group["planned_trials"] is None or group["next_index"] < group["planned_trials"]:
+    searcher = searcher_for(group)
+    if not isinstance(searcher, Hyperband) and group["next_index"] < group["planned_trials"]:
         return
     unfinished = conn.execute(
         select(func.count()).where(
             trials.c.group_id == group_id, trials.c.status.in_(("running", "pending"))
         )
     ).scalar_one()
+    if unfinished == 0 and isinstance(searcher, Hyperband):
+        history = rung_history(conn, group_id)
+        if not searcher.propose(history, 0, group["next_index"]).complete:
+            return
     if unfinished == 0:
         conn.execute(
             update(groups)
@@ -539,6 +699,23 @@ def _finish_group_if_drained(conn: Connection, group_id: int, now: datetime) -> 
             .values(status="done", finished_at=now, updated_at=now)
         )
         log.info("group.done", group_id=group_id)
+
+
+def _check_failures(conn: Connection, trial: RowMapping, now: datetime) -> None:
+    """`failure_early_stopping`: the group fails once that share of its trials failed."""
+    group = load_group(conn, trial["group_id"], lock=True)
+    rule = (group["spec"] if group else {}).get("failure_early_stopping")
+    if group is None or not rule or group["status"] in FINISHED:
+        return
+    failed, finished = conn.execute(
+        select(
+            func.count().filter(trials.c.status == "failed"),
+            func.count().filter(trials.c.status.in_(("succeeded", "failed", "stopped"))),
+        ).where(trials.c.group_id == group["id"])
+    ).one()
+    if stopping.failure_share_exceeded(failed, group["planned_trials"], finished, rule["percent"]):
+        reason = f"failure early stopping: {failed} failed trials reach {rule['percent']}%"
+        mark_stopped(conn, group["id"], reason, now, status="failed")
 
 
 def _check_thresholds(
@@ -550,10 +727,10 @@ def _check_thresholds(
         return
     for entry in entries:
         value = values.get(entry["metric"])
-        if value is None:
-            continue
+        if value is None or entry.get("policy"):
+            continue  # an entry with a policy stops single trials, not the group
         maximize = entry.get("optimization", "maximize") == "maximize"
-        if (value >= entry["value"]) if maximize else (value <= entry["value"]):
+        if stopping.threshold_met(value, entry["value"], maximize=maximize):
             sign = ">=" if maximize else "<="
             reason = (
                 f"early stopping: {entry['metric']} = {value} {sign} {entry['value']} "

@@ -6,7 +6,15 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, func, select
 
 from app.db.tables import groups, trials
-from app.schemas.api import GroupSummary, GroupView, Objective, TrialCounts, TrialView
+from app.schemas.api import (
+    GroupSummary,
+    GroupView,
+    Objective,
+    RungView,
+    TrialCounts,
+    TrialView,
+)
+from app.services.searchers import searcher_for
 
 TRIAL_COLUMNS = (
     trials.c.id,
@@ -21,6 +29,11 @@ TRIAL_COLUMNS = (
     trials.c["values"],
     trials.c.stop_reason,
     trials.c.replaces_id,
+    trials.c.bracket,
+    trials.c.rung,
+    trials.c.resource,
+    trials.c.resume_from,
+    trials.c.resume,
     trials.c.created_at,
     trials.c.started_at,
     trials.c.finished_at,
@@ -70,9 +83,50 @@ def group_view(conn: Connection, group: RowMapping) -> GroupView:
         counts=TrialCounts(**counts),
         best_trial=best_trial(conn, group),
         hptuning=group["spec"],
+        rungs=rung_views(conn, group) if group["algorithm"] == "hyperband" else None,
         started_at=group["started_at"],
         finished_at=group["finished_at"],
     )
+
+
+def rung_views(conn: Connection, group: RowMapping) -> list[RungView]:
+    """Per rung: the plan's size and resource, counts by status, promotions, best value."""
+    plan = searcher_for(group).brackets
+    maximize = group["objective_direction"] == "maximize"
+    rows = conn.execute(
+        select(
+            trials.c.bracket,
+            trials.c.rung,
+            trials.c.status,
+            func.count(),
+            func.max(trials.c.objective) if maximize else func.min(trials.c.objective),
+        )
+        .where(trials.c.group_id == group["id"])
+        .group_by(trials.c.bracket, trials.c.rung, trials.c.status)
+    ).all()
+    counts: dict[tuple[int, int], dict[str, int]] = {}
+    best: dict[tuple[int, int], float] = {}
+    for bracket, rung, status, n, value in rows:
+        counts.setdefault((bracket, rung), {})[status] = n
+        if status == "succeeded" and value is not None:
+            best[(bracket, rung)] = value
+    views = []
+    for bracket in plan:
+        for r in bracket.rungs:
+            key = (r.bracket, r.rung)
+            above = counts.get((r.bracket, r.rung + 1), {})
+            views.append(
+                RungView(
+                    bracket=r.bracket,
+                    rung=r.rung,
+                    resource=r.resource,
+                    planned=None if group["planned_trials"] is None else r.size,
+                    counts=TrialCounts(**counts.get(key, {})),
+                    promoted=sum(n for status, n in above.items() if status != "expired"),
+                    best_value=best.get(key),
+                )
+            )
+    return views
 
 
 def best_trial(conn: Connection, group: Mapping[str, Any]) -> TrialView | None:
