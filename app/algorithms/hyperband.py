@@ -492,7 +492,7 @@ class Hyperband:
             ]
             quota = math.floor(len(finished) / self._eta)
             for trial in self._ranked(finished)[:quota]:
-                if trial.id not in promoted:
+                if _has_value(trial) and trial.id not in promoted:
                     return trial, k + 1
         return None
 
