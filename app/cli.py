@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,8 @@ def serve(
         # Once, here, before any server process starts; they are told not to.
         migrate.upgrade(settings.database_url)
         os.environ["HPO_MIGRATE_ON_START"] = "false"
+    # Each server process writes its Prometheus samples here; /metrics adds them up.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hpo-metrics-")
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -43,6 +46,40 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=10,
     )
+
+
+@cli.command()
+def worker(
+    poll: Annotated[
+        float | None, typer.Option(help="Seconds between rounds [HPO_WORKER_POLL_SECONDS].")
+    ] = None,
+    depth: Annotated[
+        int | None, typer.Option(help="Suggestions kept ready per group [HPO_WORKER_QUEUE_DEPTH].")
+    ] = None,
+) -> None:
+    """Precompute suggestions of model-based groups (bo, tpe) off the request path."""
+    import signal
+    import threading
+
+    from app.db.engine import Database
+    from app.logging import configure_logging
+    from app.services import precompute
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    db = Database(settings.database_url, pool_size=2, max_overflow=2)
+    try:
+        precompute.run(
+            db,
+            poll_seconds=poll or settings.worker_poll_seconds,
+            depth=depth or settings.worker_queue_depth,
+            stop=stop,
+        )
+    finally:
+        db.dispose()
 
 
 @migrate_cli.command("up")

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_suggestions_per_request: int = Field(default=100, ge=1)
     max_wait_seconds: float = Field(default=60.0, ge=0)
+    worker_poll_seconds: float = Field(default=0.2, gt=0)
+    worker_queue_depth: int = Field(default=4, ge=1)
     housekeeping_seconds: float = Field(default=30.0, gt=0)
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)

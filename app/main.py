@@ -17,6 +17,7 @@ from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.engine import Database
 from app.logging import configure_logging
+from app.observability import RequestMetrics
 from app.schemas.documents import GroupRequest
 from app.services import housekeeping
 
@@ -91,5 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(RequestContext)
     return app

@@ -73,6 +73,7 @@ SERVER_START_TIMEOUT = 90.0  # seconds for a server to answer its readiness path
 GROWTH_SAMPLES = 200  # timed suggestions at each group size
 GROWTH_UNTIMED = 10  # suggestions before those, to warm caches after a fill
 FILL_CLIENTS = 8  # concurrent clients that fill our group
+NOISE_SHARE = 0.10  # of the machine's CPU used by others in a window, before a warning
 
 HPO = "hpo-engine"
 CEILING = "ceiling"
@@ -328,19 +329,25 @@ def drive_load(
     """Run a load subprocess; sample CPU counters at the edges of its measured window.
 
     The subprocess prints `measure` when its window opens, `done` when it closes, then one
-    JSON line with its own figures (trials, latencies, its CPU time in the window, errors).
+    JSON line with its own figures (trials, suggestion latencies, errors). CPU is read from
+    /proc for the server's, PostgreSQL's and the load's process trees, and for the machine.
     """
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_child_env())
     watchdog = threading.Timer(timeout, proc.kill)
     watchdog.start()
-    marks: dict[str, tuple[float | None, float | None, float | None]] = {}
+    marks: dict[str, tuple[float | None, ...]] = {}
     report: dict[str, Any] | None = None
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             word = line.strip()
             if word in ("measure", "done"):
-                marks[word] = (tree_cpu(server_pid), tree_cpu(postmaster), machine_cpu())
+                marks[word] = (
+                    tree_cpu(server_pid),
+                    tree_cpu(postmaster),
+                    tree_cpu(proc.pid),
+                    machine_cpu(),
+                )
             elif word.startswith("{"):
                 report = json.loads(word)
         proc.wait()
@@ -361,8 +368,8 @@ def drive_load(
         p99_ms=report["p99_ms"],
         server_cpu=_delta(before[0], after[0]),
         db_cpu=_delta(before[1], after[1]),
-        client_cpu=report["client_cpu"],
-        machine_cpu=_delta(before[2], after[2]),
+        client_cpu=_delta(before[2], after[2]),
+        machine_cpu=_delta(before[3], after[3]),
         errors=report["errors"],
     )
 
@@ -425,10 +432,8 @@ async def http_load(base: str, group_id: int, clients: int, warmup: float, secon
 
         tasks = [asyncio.create_task(client()) for _ in range(clients)]
         await asyncio.sleep(t0 - time.perf_counter())
-        cpu0 = time.process_time()
         emit("measure")
         await asyncio.sleep(max(0.0, t1 - time.perf_counter()))
-        cpu1 = time.process_time()
         emit("done")
         await asyncio.gather(*tasks)
     emit(
@@ -437,7 +442,6 @@ async def http_load(base: str, group_id: int, clients: int, warmup: float, secon
                 "trials": trials,
                 "p50_ms": percentile(latencies, 0.50) * 1000,
                 "p99_ms": percentile(latencies, 0.99) * 1000,
-                "client_cpu": cpu1 - cpu0,
                 "errors": errors,
             }
         )
@@ -502,10 +506,7 @@ def _optuna_client(url: str, study_name: str, go: Any, window: Any, queue: Any) 
     latencies: list[float] = []
     trials = 0
     errors: dict[str, int] = {}
-    cpu0: float | None = None
     while (now := time.monotonic()) < t1:
-        if cpu0 is None and now >= t0:
-            cpu0 = time.process_time()
         try:
             latency = _optuna_trial(study)
         except Exception as exc:
@@ -516,8 +517,7 @@ def _optuna_client(url: str, study_name: str, go: Any, window: Any, queue: Any) 
             latencies.append(latency)
         if t0 <= time.monotonic() <= t1:
             trials += 1
-    cpu1 = time.process_time()
-    queue.put(("result", trials, latencies, cpu1 - (cpu0 if cpu0 is not None else cpu1), errors))
+    queue.put(("result", trials, latencies, errors))
 
 
 def optuna_load(url: str, study_name: str, clients: int, warmup: float, seconds: float) -> None:
@@ -550,11 +550,10 @@ def optuna_load(url: str, study_name: str, clients: int, warmup: float, seconds:
         emit("measure")
         time.sleep(max(0.0, t0 + seconds - time.monotonic()))
         emit("done")
-        trials, cpu, latencies, errors = 0, 0.0, [], {}
+        trials, latencies, errors = 0, [], {}
         for _ in range(clients):
-            _, n, lat, used, errs = queue.get(timeout=120)
+            _, n, lat, errs = queue.get(timeout=120)
             trials += n
-            cpu += used
             latencies += lat
             for kind, count in errs.items():
                 errors[kind] = errors.get(kind, 0) + count
@@ -570,7 +569,6 @@ def optuna_load(url: str, study_name: str, clients: int, warmup: float, seconds:
                 "trials": trials,
                 "p50_ms": percentile(latencies, 0.50) * 1000,
                 "p99_ms": percentile(latencies, 0.99) * 1000,
-                "client_cpu": cpu,
                 "errors": errors,
             }
         )
@@ -965,10 +963,11 @@ def render(run: Run, command: str, pg_version: str, started: str, elapsed: float
             )
     out += [
         "",
-        "CPU columns are seconds used during the measured window: the server's whole process "
-        "tree (from /proc), all PostgreSQL processes (postmaster and backends), and the client "
-        "(its own `time.process_time()`; for Optuna the sum over its processes, which do all the "
-        "work a server would). *Other* is the rest of the machine's busy time in the window "
+        "CPU columns are seconds used during the measured window, read from /proc at its "
+        "edges: the server's process tree, all PostgreSQL processes (postmaster and backends), "
+        "and the client's process tree (for Optuna its processes, which do the work a server "
+        "would, so it has no server column). *Other* is the rest of the machine's busy time "
+        "in the window "
         "(this driver, and anything else running on the machine); *cores busy* is the "
         "machine's whole busy time divided by the window (from /proc/stat). For Optuna the "
         "suggestion call is `study.ask()` plus two `trial.suggest_float()`; the three metric "
@@ -983,6 +982,19 @@ def render(run: Run, command: str, pg_version: str, started: str, elapsed: float
     ]
     if errors:
         out += ["", "Failed calls during the load: " + "; ".join(errors) + "."]
+    noisy = [
+        (r.other_cpu / (r.seconds * ncpu), r)
+        for r in run.results
+        if r.other_cpu is not None and r.other_cpu > NOISE_SHARE * r.seconds * ncpu
+    ]
+    if noisy:
+        worst = ", ".join(f"{r.system} at {r.clients} clients {share:.0%}" for share, r in noisy)
+        out += [
+            "",
+            f"**The machine was not quiet.** Processes outside the benchmark used more than "
+            f"{NOISE_SHARE:.0%} of its CPU during some measured windows ({worst}); those rows "
+            "are lower than they would be on an idle machine.",
+        ]
 
     out += ["", "## Targets (8 clients)", ""]
     ours, ceiling, optuna = by.get((HPO, 8)), by.get((CEILING, 8)), by.get((OPTUNA, 8))

@@ -1,9 +1,10 @@
 """Liveness and readiness."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app import observability
 from app.api.deps import DatabaseDep
 from app.db.migrate import head_revision
 
@@ -32,3 +33,10 @@ def readyz(db: DatabaseDep) -> JSONResponse:
             {"status": "migrating", "schema": current, "head": head}, status_code=503
         )
     return JSONResponse({"status": "ok", "schema": current})
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(db: DatabaseDep) -> Response:
+    """Prometheus metrics: requests, latencies, suggestions, leases, trials by status."""
+    body, media_type = observability.render(db)
+    return Response(body, media_type=media_type)

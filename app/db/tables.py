@@ -124,6 +124,8 @@ trials = Table(
     Column("resource", Json),
     Column("resume_from", BigId),
     Column("resume", Boolean),
+    # Model-based search: why this configuration was chosen (phase, acquisition, prediction).
+    Column("reason", Json),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
@@ -135,6 +137,22 @@ trials = Table(
     Index(None, "group_id", "status"),
     Index(None, "group_id", "params_hash"),
     Index(None, "group_id", "objective"),
+)
+
+# Suggestions an `hpo worker` computed ahead for model-based groups. `basis` is the
+# number of finished trials the model saw: once more have finished, an entry is
+# stale and is thrown away rather than handed out.
+suggestion_queue = Table(
+    "suggestion_queue",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", BigId, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("params_hash", String(40), nullable=False),
+    Column("reason", Json),
+    Column("basis", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "group_id", "basis"),
 )
 
 metrics = Table(

@@ -45,6 +45,13 @@ class TrialView(BaseModel):
         None,
         description="Hyperband: true to load `resume_from`'s checkpoint, false to start afresh.",
     )
+    reason: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Model-based search: why it was suggested (phase, acquisition value, predicted "
+            "mean and deviation, how running trials were accounted for)."
+        ),
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -86,7 +86,7 @@ MAX_OPTION_VALUES = 1_000_000
 # floats) and fit numpy's int64; 2**53 satisfies both.
 _MAX_EXACT_INT = 2**53
 
-Algorithm = Literal["grid", "random", "hyperband", "bo"]
+Algorithm = Literal["grid", "random", "hyperband", "bo", "tpe"]
 
 _ONE_OPTION_MESSAGE = "Matrix element is not valid, one and only one option is required."
 _MATRIX_REQUIRED_MESSAGE = "A matrix definition is required for group specification."
@@ -645,11 +645,30 @@ class UtilityFunction(_Model):
         return eps
 
 
+PendingStrategy = Literal["constant_liar", "kriging_believer"]
+
+
 class BayesianOptimization(_Model):
     n_initial_trials: _PositiveInt
     n_iterations: Annotated[int, Field(ge=0)]
     metric: Metric
     utility_function: UtilityFunction | None = None
+    pending_strategy: PendingStrategy = Field(
+        default="constant_liar",
+        description=(
+            "hpo-engine extension: how running trials enter the model so that a batch is "
+            "diverse: `constant_liar` (as if they scored the worst value seen) or "
+            "`kriging_believer` (as if they scored what the model predicts)."
+        ),
+    )
+
+
+class TPESearch(_Model):
+    """hpo-engine extension: a Tree-structured Parzen Estimator (Polyaxon v1's hyperopt/tpe)."""
+
+    n_experiments: _PositiveInt
+    n_initial_trials: _PositiveInt = 10
+    metric: Metric
 
 
 # --------------------------------------------------------------------------- early stopping
@@ -740,6 +759,7 @@ _ALGORITHM_FIELDS: dict[str, Algorithm] = {
     "hyperband": "hyperband",
     "grid_search": "grid",
     "bo": "bo",
+    "tpe": "tpe",
 }
 
 
@@ -767,6 +787,7 @@ class HPTuning(_Model):
     random_search: RandomSearch | None = None
     hyperband: Hyperband | None = None
     bo: BayesianOptimization | None = None
+    tpe: TPESearch | None = None
     early_stopping: list[EarlyStoppingEntry] | None = None
     failure_early_stopping: FailureEarlyStopping | None = None
 
@@ -827,7 +848,7 @@ class HPTuning(_Model):
 
     @property
     def algorithm(self) -> Algorithm:
-        """`grid`, `random`, `hyperband` or `bo`; grid when no section is set."""
+        """`grid`, `random`, `hyperband`, `bo` or `tpe`; grid when no section is set."""
         for name, algorithm in _ALGORITHM_FIELDS.items():
             if getattr(self, name) is not None:
                 return algorithm

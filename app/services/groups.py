@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, delete, insert, select, update
 
-from app.algorithms import SUPPORTED, build_searcher
+from app.algorithms import DEFAULT_UTILITY, SUPPORTED, build_searcher
 from app.algorithms.random import RandomSearch
 from app.db.engine import Database
 from app.db.tables import groups, trials, utcnow
@@ -52,8 +52,15 @@ def create_group(
             ],
         )
     normalized = spec.normalized()
+    if algorithm == "bo" and "utility_function" not in normalized["bo"]:
+        normalized["bo"]["utility_function"] = DEFAULT_UTILITY  # so the group shows what it runs
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
-    searcher = build_searcher(algorithm, normalized, seed)
+    try:
+        searcher = build_searcher(algorithm, normalized, seed)
+    except ValueError as exc:  # a space the algorithm cannot model (list-valued `size` draws)
+        raise InvalidRequest(
+            str(exc), errors=[{"path": "hptuning.matrix", "message": str(exc), "type": "invalid"}]
+        ) from exc
     warnings = []
     if isinstance(searcher, RandomSearch) and searcher.capped:
         warnings.append(
@@ -98,7 +105,9 @@ def create_group(
 
 def _objective(request: GroupRequest) -> Objective | None:
     """The metric to optimise: the algorithm's `metric`, else `objective` (grid, random)."""
-    metric = request.hptuning.hyperband.metric if request.hptuning.hyperband else None
+    spec = request.hptuning
+    section = spec.hyperband or spec.bo or spec.tpe
+    metric = section.metric if section is not None else None
     if metric is None:
         return request.objective
     from_algorithm = Objective(name=metric.name, optimization=metric.optimization)

@@ -19,11 +19,13 @@ from sqlalchemy import Connection, RowMapping, delete, func, insert, select, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.algorithms import Searcher, stopping
+from app.algorithms import ModelBased, Searcher, stopping
 from app.algorithms.hyperband import Hyperband, RungTrial
 from app.db.tables import groups, metrics, trials, utcnow
 from app.errors import Conflict, NotFound
+from app.observability import LEASE_EXPIRIES, SUGGESTIONS
 from app.schemas.api import StopAnswer, SuggestionResponse, TrialView
+from app.services import modelsearch
 from app.services.groups import FINISHED, mark_stopped
 from app.services.searchers import searcher_for
 from app.services.views import TRIAL_COLUMNS, load_group, trial_view
@@ -72,6 +74,12 @@ def suggest(
         rows, complete = (
             _propose_rungs(conn, group, searcher, wanted) if wanted > 0 else ([], False)
         )
+    elif isinstance(searcher, ModelBased):
+        try:
+            rows, complete = modelsearch.propose(conn, group, searcher, wanted)
+        except modelsearch.NoObservations as exc:
+            mark_stopped(conn, group_id, str(exc), now, status="failed")
+            return SuggestionResponse(trials=handed, group_status="failed")
     else:
         rows, complete = _propose_counted(conn, group, searcher, wanted, changes)
     if rows:
@@ -91,6 +99,7 @@ def suggest(
             update(groups).where(groups.c.id == group_id).values(updated_at=now, **changes)
         )
 
+    SUGGESTIONS.labels(group["algorithm"]).inc(len(handed))
     for trial in handed:
         log.info(
             "trial.suggested",
@@ -304,6 +313,7 @@ def expire_leases(conn: Connection, group_id: int, now: datetime) -> int:
             )
             .returning(trials.c.id)
         ).scalar_one()
+        LEASE_EXPIRIES.inc()
         log.info("trial.expired", group_id=group_id, trial_id=old.id, reoffered_as=new_id)
     return len(expired)
 

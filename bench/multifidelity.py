@@ -1,0 +1,1027 @@
+"""Multi-fidelity search on a real model: how many epochs each method needs for a good log-loss.
+
+What it measures. A small neural network (scikit-learn's MLPClassifier, one hidden layer, Adam)
+is tuned on the `digits` data set that ships with scikit-learn; the resource is the training
+epoch (one `partial_fit` pass over the training split) and the objective is the log-loss on a
+fixed, stratified 30 % validation split. Five methods search the same four-parameter space with
+4 concurrent workers each, one after the other, for every seed:
+
+* random search at full budget, served by hpo-engine (every configuration gets max_iter epochs);
+* hpo-engine's synchronous Hyperband, promoted trials resuming from the parent's checkpoint;
+* hpo-engine's asynchronous Hyperband (ASHA), same resumption;
+* Optuna's HyperbandPruner and SuccessiveHalvingPruner, both with a RandomSampler, in-process
+  (`study.optimize(n_jobs=4)`, in-memory storage).
+
+The epoch budget E of a seed is what the synchronous Hyperband consumed (epochs actually
+trained: a promotion trains only the epochs its parent had not). Random search gets
+floor(E / max_iter) configurations; ASHA gets the number of configurations whose nominal cost
+(each rung keeping a third) is E and is stopped, like the Optuna studies, when E epochs have
+been trained. A result is a model at the end of its trial (a completion of ours, a pruned, cut
+or finished Optuna trial); the curve of a run is the best result so far against the epochs
+trained so far by all its workers. From the curves it reports, over the seeds, the best
+log-loss at the budget, the best log-loss at fixed epoch counts, the epochs each method needs
+to reach the final log-loss of the seed's random search, and, for our service, how long the
+workers sat idle waiting for a suggestion.
+
+hpo-engine runs as `python -m app.cli serve --workers 2` on a fresh database of the local
+PostgreSQL (postgres@127.0.0.1:5432), dropped at the end, also on failure. Workers are threads
+of this process, one httpx.Client each; checkpoints are deep copies of the model, kept here by
+trial id. Everything talks to 127.0.0.1 only.
+
+Run from the repository root (about six minutes for five seeds on two cores):
+
+    .venv/bin/python bench/multifidelity.py [--seeds 5] [--out bench/results/multifidelity.md]
+"""
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import numpy as np
+import optuna
+import psycopg
+import sklearn
+from psycopg import sql
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+
+WORKERS = 4
+METRIC = "val_loss"
+RESOURCE = "epochs"
+LEASE_SECONDS = 600
+LONG_POLL_SECONDS = 5.0
+SERVER_START_TIMEOUT = 90.0
+RUN_TIMEOUT = 600.0  # seconds one search may take before the bench gives up
+MAX_SUGGESTION_CALLS = 5_000  # per worker and search
+WORST_PROBABILITY = 1e-15  # a predicted probability below this is taken as this
+FINISHED = frozenset({"done", "stopped", "failed"})
+
+RANDOM = "random search (ours)"
+HYPERBAND = "Hyperband (ours)"
+ASHA = "ASHA (ours)"
+OPTUNA_HB = "Optuna HyperbandPruner"
+OPTUNA_SHA = "Optuna SuccessiveHalvingPruner"
+SYSTEMS = (RANDOM, HYPERBAND, ASHA, OPTUNA_HB, OPTUNA_SHA)
+OURS = (HYPERBAND, ASHA)
+
+
+# --------------------------------------------------------------------------- the search space
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """exp(U(low, high)): the bounds are natural logarithms, as in a Polyaxon matrix."""
+
+    name: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values, each as likely."""
+
+    name: str
+    options: tuple[int, ...]
+
+
+SPACE: tuple[LogUniform | Choice, ...] = (
+    LogUniform("learning_rate_init", math.log(1e-5), 0.0),
+    LogUniform("alpha", math.log(1e-7), math.log(1e-1)),
+    Choice("hidden_units", (16, 32, 64, 128)),
+    Choice("batch_size", (32, 64, 128, 256)),
+)
+
+
+def service_matrix() -> dict[str, Any]:
+    """The space as the `matrix` of an hptuning section."""
+    matrix: dict[str, Any] = {}
+    for p in SPACE:
+        if isinstance(p, LogUniform):
+            matrix[p.name] = {"loguniform": [p.low, p.high]}
+        else:
+            matrix[p.name] = {"values": list(p.options)}
+    return matrix
+
+
+def optuna_params(trial: optuna.Trial) -> dict[str, Any]:
+    """The same space drawn through Optuna's suggest API."""
+    params: dict[str, Any] = {}
+    for p in SPACE:
+        if isinstance(p, LogUniform):
+            params[p.name] = trial.suggest_float(
+                p.name, math.exp(p.low), math.exp(p.high), log=True
+            )
+        else:
+            params[p.name] = trial.suggest_categorical(p.name, list(p.options))
+    return params
+
+
+def describe_space() -> str:
+    parts = []
+    for p in SPACE:
+        if isinstance(p, LogUniform):
+            parts.append(f"`{p.name}` log-uniform in [{math.exp(p.low):.0e}, {math.exp(p.high):g}]")
+        else:
+            parts.append(f"`{p.name}` in {{{', '.join(str(v) for v in p.options)}}}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    classes: np.ndarray
+
+
+def load_split() -> Split:
+    """`digits`, standardised on the training part, 70/30 stratified with a fixed state."""
+    x, y = load_digits(return_X_y=True)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, y, test_size=0.3, stratify=y, random_state=20240601
+    )
+    scaler = StandardScaler().fit(x_train)
+    return Split(
+        x_train=scaler.transform(x_train),
+        y_train=y_train,
+        x_val=scaler.transform(x_val),
+        y_val=y_val,
+        classes=np.unique(y),
+    )
+
+
+def model_seed(seed: int, params: dict[str, Any]) -> int:
+    """The model's randomness as a function of the bench seed and the configuration."""
+    key = json.dumps([seed, {k: params[k] for k in sorted(params)}], sort_keys=True)
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+
+
+@dataclass
+class Model:
+    """A network and how many epochs it has had; epoch e is a function of (seed, params, e)."""
+
+    net: MLPClassifier
+    seed: int
+    epochs: int = 0
+
+
+def fresh_model(seed: int, params: dict[str, Any]) -> Model:
+    net = MLPClassifier(
+        hidden_layer_sizes=(int(params["hidden_units"]),),
+        alpha=float(params["alpha"]),
+        learning_rate_init=float(params["learning_rate_init"]),
+        batch_size=int(params["batch_size"]),
+        random_state=model_seed(seed, params) % (2**31),
+    )
+    return Model(net=net, seed=model_seed(seed, params))
+
+
+def train_epoch(model: Model, data: Split) -> None:
+    """One pass over the training split, in an order drawn from (model seed, epoch)."""
+    # MLPClassifier re-seeds its own shuffle on every partial_fit call, so without this the
+    # batches would come in the same order every epoch.
+    order = np.random.default_rng([model.seed, model.epochs]).permutation(len(data.y_train))
+    with np.errstate(all="ignore"):
+        model.net.partial_fit(data.x_train[order], data.y_train[order], classes=data.classes)
+    model.epochs += 1
+
+
+def validation_loss(model: Model, data: Split) -> float:
+    """Mean negative log-probability of the true class on the validation split."""
+    with np.errstate(all="ignore"):
+        proba = model.net.predict_proba(data.x_val)
+    index = np.searchsorted(model.net.classes_, data.y_val)
+    p_true = proba[np.arange(len(data.y_val)), index]
+    # A diverged network predicts NaN: count it as the worst probability.
+    p_true = np.where(np.isfinite(p_true), p_true, 0.0)
+    return float(-np.mean(np.log(np.clip(p_true, WORST_PROBABILITY, 1.0))))
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def hyperband_rungs(max_iter: int, eta: int) -> list[list[tuple[int, int]]]:
+    """Canonical Hyperband: per bracket, the (trials, resource) of each rung."""
+    s_max = 0
+    while eta ** (s_max + 1) <= max_iter:
+        s_max += 1
+    brackets = []
+    for s in range(s_max, -1, -1):
+        n = math.ceil(Fraction((s_max + 1) * eta**s, s + 1))
+        brackets.append(
+            [(n // eta**k, int(Fraction(max_iter * eta**k, eta**s))) for k in range(s + 1)]
+        )
+    return brackets
+
+
+def resumed_epochs(rungs: Sequence[tuple[int, int]]) -> int:
+    """Epochs one bracket trains when each promotion continues its parent."""
+    total, below = 0, 0
+    for size, resource in rungs:
+        total += size * (resource - below)
+        below = resource
+    return total
+
+
+def asha_configs_for(budget: int, max_iter: int, eta: int) -> int:
+    """The fewest configurations whose nominal ASHA cost (a third promoted per rung) is budget."""
+    top = hyperband_rungs(max_iter, eta)[0]
+    resources = [r for _, r in top]
+
+    def cost(n: int) -> int:
+        return resumed_epochs([(n // eta**k, r) for k, r in enumerate(resources)])
+
+    n = 1
+    while cost(n) < budget:
+        n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+class EpochMeter:
+    """Counts the epochs a search trains, optionally up to a cap, and its results in order."""
+
+    def __init__(self, cap: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self.cap = cap
+        self.consumed = 0
+        self.curve: list[tuple[int, float]] = []
+
+    def take(self) -> bool:
+        """Claim one epoch; False when the cap is reached."""
+        with self._lock:
+            if self.cap is not None and self.consumed >= self.cap:
+                return False
+            self.consumed += 1
+            return True
+
+    def record(self, value: float) -> None:
+        with self._lock:
+            self.curve.append((self.consumed, value))
+
+    @property
+    def spent(self) -> bool:
+        with self._lock:
+            return self.cap is not None and self.consumed >= self.cap
+
+
+@dataclass
+class WorkerTimes:
+    """Where one of our workers spent its time."""
+
+    train: float = 0.0  # training and evaluating the model
+    http: float = 0.0  # suggestions that gave a trial, metric reports, completions
+    idle: list[tuple[float, float]] = field(default_factory=list)  # empty suggestion calls
+    fresh_handouts: list[float] = field(default_factory=list)  # when a new config arrived
+
+
+@dataclass
+class Run:
+    """One search of one system for one seed."""
+
+    system: str
+    seed: int
+    curve: list[tuple[int, float]]
+    epochs: int
+    configs: int
+    trials: int
+    wall: float
+    capped: bool = False
+    idle_share: float | None = None  # of 4 x wall
+    stall_share: float | None = None  # idle while new configurations were still handed out
+    idle_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> float:
+        return min(v for _, v in self.curve)
+
+
+def best_by(curve: Sequence[tuple[int, float]], epochs: int) -> float | None:
+    values = [v for e, v in curve if e <= epochs]
+    return min(values) if values else None
+
+
+def epochs_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int | None:
+    for e, v in curve:
+        if v <= target:
+            return e
+    return None
+
+
+# --------------------------------------------------------------------------- PostgreSQL and server
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"bench_mf_{os.getpid()}"
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(drop)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(log: IO[bytes], limit: int = 4000) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")[-limit:]
+
+
+@contextmanager
+def running_service(db: str) -> Iterator[str]:
+    """hpo-engine with 2 server processes on a free loopback port; yields its base URL."""
+    port = free_port()
+    python = ROOT / ".venv" / "bin" / "python"
+    cmd = [str(python if python.exists() else sys.executable), "-m", "app.cli", "serve"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    env = os.environ | {"HPO_DATABASE_URL": PG_URL.format(db=db), "HPO_LOG_LEVEL": "WARNING"}
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited with {proc.returncode}:\n{_tail(log)}")
+                try:
+                    if httpx.get(base + "/readyz", timeout=2.0).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server was not ready in time:\n{_tail(log)}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            # The server runs in a session of its own, so its group is exactly what we started.
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+
+
+class ServiceError(RuntimeError):
+    """The service answered something the bench did not expect."""
+
+
+def call(
+    client: httpx.Client, path: str, body: dict[str, Any] | None = None, ok: Sequence[int] = (200,)
+) -> tuple[int, Any]:
+    response = client.post(path, json=body) if body is not None else client.get(path)
+    if response.status_code not in ok:
+        sent = "GET" if body is None else f"POST {json.dumps(body)}"
+        raise ServiceError(f"{sent} {path} -> {response.status_code} {response.text[:1000]}")
+    return response.status_code, response.json() if response.content else None
+
+
+# --------------------------------------------------------------------------- our service
+
+
+@dataclass
+class Checkpoint:
+    model: Model
+    params: dict[str, Any]
+
+
+@dataclass
+class GroupRun:
+    """What the workers of one group share."""
+
+    base: str
+    group_id: int
+    seed: int
+    max_iter: int
+    data: Split
+    meter: EpochMeter
+    deadline: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    abort: threading.Event = field(default_factory=threading.Event)
+    stop_sent: bool = False
+    notes: list[str] = field(default_factory=list)
+    trials: int = 0
+    fresh: int = 0
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            if text not in self.notes:
+                self.notes.append(text)
+
+
+def train_trial(run: GroupRun, client: httpx.Client, trial: dict[str, Any]) -> None:
+    """Train one handed-out trial, keep its checkpoint, report and complete it."""
+    tid = trial["id"]
+    params = {k: v for k, v in trial["params"].items() if k != RESOURCE}
+    target = run.max_iter if trial.get("resource") is None else int(trial["resource"])
+    parent = trial.get("resume_from")
+    model: Model | None = None
+    if parent is not None and trial.get("resume"):
+        with run.lock:
+            saved = run.checkpoints.get(parent)
+        if saved is None:
+            run.note(f"trial {tid} resumes from trial {parent}, which no worker completed")
+        else:
+            if saved.params != params:
+                run.note(f"trial {tid} resumes trial {parent} with other params")
+            model = copy.deepcopy(saved.model)
+    if model is None:
+        model = fresh_model(run.seed, params)
+    if target <= model.epochs:
+        run.note(f"trial {tid}: resource {target} is not above its parent's {model.epochs}")
+    start = model.epochs
+    while model.epochs < target and run.meter.take():
+        train_epoch(model, run.data)
+    cut = model.epochs < target
+    if cut and model.epochs == start:
+        # The budget ran out before this trial trained at all: no new result.
+        call(client, f"/api/v1/trials/{tid}/complete", {"status": "stopped"}, (200, 409))
+    else:
+        value = validation_loss(model, run.data)
+        with run.lock:
+            run.checkpoints[tid] = Checkpoint(model=model, params=params)
+            run.trials += 1
+            run.fresh += parent is None
+        run.meter.record(value)
+        # A trial cut by the budget cap is reported as stopped; the group is being stopped, so
+        # the service may already have closed it (409).
+        ok = (200, 409) if cut else (200,)
+        values = {METRIC: value}
+        step = {"values": values, "step": model.epochs}
+        call(client, f"/api/v1/trials/{tid}/metrics", step, ok)
+        status = "stopped" if cut else "succeeded"
+        call(client, f"/api/v1/trials/{tid}/complete", {"status": status, "values": values}, ok)
+    if cut:
+        with run.lock:
+            send, run.stop_sent = not run.stop_sent, True
+        if send:
+            call(client, f"/api/v1/groups/{run.group_id}/stop", {})
+
+
+def group_worker(run: GroupRun, name: str, times: WorkerTimes) -> None:
+    """suggest -> train -> report -> complete until the group is over."""
+    body = {"count": 1, "worker_id": name, "wait_seconds": LONG_POLL_SECONDS}
+    path = f"/api/v1/groups/{run.group_id}/suggestions"
+    try:
+        with httpx.Client(base_url=run.base, timeout=60.0) as client:
+            for _ in range(MAX_SUGGESTION_CALLS):
+                if run.abort.is_set():
+                    return
+                if time.monotonic() > run.deadline:
+                    raise TimeoutError(f"{name}: the group did not finish in {RUN_TIMEOUT:.0f} s")
+                t0 = time.monotonic()
+                _, answer = call(client, path, body)
+                t1 = time.monotonic()
+                if not answer["trials"]:
+                    times.idle.append((t0, t1))
+                    if answer["group_status"] in FINISHED:
+                        return
+                    if t1 - t0 < 0.05:  # not a long poll after all: back off a little
+                        time.sleep(min(float(answer.get("retry_after") or 0.25), 0.25))
+                        times.idle.append((t1, time.monotonic()))
+                    continue
+                times.http += t1 - t0
+                for trial in answer["trials"]:
+                    if trial.get("resume_from") is None:
+                        times.fresh_handouts.append(t1)
+                    t2 = time.monotonic()
+                    train_trial(run, client, trial)
+                    times.train += time.monotonic() - t2
+            raise RuntimeError(f"{name}: {MAX_SUGGESTION_CALLS} suggestion calls, group not over")
+    except BaseException:
+        run.abort.set()
+        raise
+
+
+def idle_split(times: Sequence[WorkerTimes], start: float, end: float) -> tuple[float, float]:
+    """Idle seconds before the last new configuration was handed out, and in total."""
+    last_fresh = max((t for w in times for t in w.fresh_handouts), default=start)
+    stall = total = 0.0
+    for w in times:
+        for a, b in w.idle:
+            total += b - a
+            stall += max(0.0, min(b, last_fresh) - a)
+    return stall, total
+
+
+def run_group(
+    base: str,
+    system: str,
+    seed: int,
+    group_seed: int,
+    hptuning: dict[str, Any],
+    objective: dict[str, Any] | None,
+    data: Split,
+    max_iter: int,
+    cap: int | None = None,
+) -> Run:
+    body: dict[str, Any] = {"hptuning": hptuning, "lease_seconds": LEASE_SECONDS}
+    if objective is not None:
+        body["objective"] = objective
+    body["hptuning"]["seed"] = group_seed
+    with httpx.Client(base_url=base, timeout=60.0) as client:
+        _, group = call(client, "/api/v1/groups", body, ok=(201,))
+    meter = EpochMeter(cap)
+    start = time.monotonic()
+    run = GroupRun(
+        base=base,
+        group_id=group["id"],
+        seed=seed,
+        max_iter=max_iter,
+        data=data,
+        meter=meter,
+        deadline=start + RUN_TIMEOUT,
+    )
+    times = [WorkerTimes() for _ in range(WORKERS)]
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        try:
+            group_worker(run, f"w{i}", times[i])
+        except BaseException as exc:  # re-raised below, in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(RUN_TIMEOUT + 60)
+    end = time.monotonic()
+    if errors:
+        raise errors[0]
+    if any(t.is_alive() for t in threads):
+        run.abort.set()
+        raise TimeoutError(f"{system} seed {seed}: workers still running")
+    # A worker gone home while others still trained was idle until the end too.
+    for w in times:
+        last = max([b for _, b in w.idle] + [start])
+        if end - last > 0.01:
+            w.idle.append((last, end))
+
+    with httpx.Client(base_url=base, timeout=60.0) as client:
+        _, view = call(client, f"/api/v1/groups/{run.group_id}")
+    expected = "stopped" if run.stop_sent else "done"
+    if view["status"] != expected:
+        run.note(f"group {run.group_id} ended as {view['status']!r}, expected {expected!r}")
+    if view["counts"].get("failed") or view["counts"].get("expired"):
+        run.note(f"group {run.group_id} counts {view['counts']}")
+    best = (view.get("best_trial") or {}).get("objective")
+    ours = min((v for _, v in meter.curve), default=None)
+    if best is not None and ours is not None and not run.stop_sent and abs(best - ours) > 1e-9:
+        run.note(f"group {run.group_id}: best_trial objective {best} but best completion {ours}")
+    stall, idle = idle_split(times, start, end)
+    wall = end - start
+    return Run(
+        system=system,
+        seed=seed,
+        curve=list(meter.curve),
+        epochs=meter.consumed,
+        configs=run.fresh,
+        trials=run.trials,
+        wall=wall,
+        capped=run.stop_sent,
+        idle_share=idle / (WORKERS * wall),
+        stall_share=stall / (WORKERS * wall),
+        idle_seconds=idle,
+        notes=run.notes,
+    )
+
+
+def hyperband_spec(max_iter: int, eta: int, asynchronous: bool, n: int | None) -> dict[str, Any]:
+    hyperband: dict[str, Any] = {
+        "max_iter": max_iter,
+        "eta": eta,
+        "resource": {"name": RESOURCE, "type": "int"},
+        "metric": {"name": METRIC, "optimization": "minimize"},
+        "resume": True,
+        "asynchronous": asynchronous,
+    }
+    if n is not None:
+        hyperband["n_experiments"] = n
+    return {"concurrency": WORKERS, "hyperband": hyperband, "matrix": service_matrix()}
+
+
+# --------------------------------------------------------------------------- Optuna
+
+
+def run_optuna(
+    system: str, seed: int, sampler_seed: int, data: Split, max_iter: int, eta: int, budget: int
+) -> Run:
+    """A study with 4 threads that stops once `budget` epochs have been trained."""
+    if system == OPTUNA_HB:
+        pruner: optuna.pruners.BasePruner = optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max_iter, reduction_factor=eta
+        )
+    else:
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=eta)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=sampler_seed),
+        pruner=pruner,
+    )
+    meter = EpochMeter(budget)
+    counted = {"configs": 0, "trials": 0}
+    lock = threading.Lock()
+
+    def objective(trial: optuna.Trial) -> float:
+        params = optuna_params(trial)
+        model = fresh_model(seed, params)
+        value: float | None = None
+        while model.epochs < max_iter and meter.take():
+            train_epoch(model, data)
+            value = validation_loss(model, data)
+            trial.report(value, model.epochs)
+            if trial.should_prune():
+                break
+        if value is None:  # the budget was gone before its first epoch
+            raise optuna.TrialPruned()
+        meter.record(value)
+        with lock:
+            counted["configs"] += 1
+            counted["trials"] += 1
+        if model.epochs < max_iter and not meter.spent:
+            raise optuna.TrialPruned()
+        return value
+
+    def stop_when_spent(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
+        if meter.spent:
+            study.stop()
+
+    start = time.monotonic()
+    study.optimize(
+        objective,
+        n_trials=budget + 10 * WORKERS,
+        n_jobs=WORKERS,
+        timeout=RUN_TIMEOUT,
+        callbacks=[stop_when_spent],
+        catch=(),
+    )
+    wall = time.monotonic() - start
+    return Run(
+        system=system,
+        seed=seed,
+        curve=list(meter.curve),
+        epochs=meter.consumed,
+        configs=counted["configs"],
+        trials=counted["trials"],
+        wall=wall,
+        capped=meter.spent,
+    )
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def fmt_loss(v: float | None) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def fmt_epochs(v: float | None) -> str:
+    return "not reached" if v is None or not math.isfinite(v) else f"{v:.0f}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.2f}"
+
+
+def spread(values: Sequence[float], fmt: Callable[[float | None], str]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    med = statistics.median(values)
+    if not finite:
+        return fmt(med)
+    lo, hi = min(values), max(values)
+    return f"{fmt(med)} ({fmt(lo)}–{fmt(hi)})"
+
+
+@dataclass
+class Setup:
+    max_iter: int
+    eta: int
+    seeds: list[int]
+    planned_budget: int
+    asha_configs: int
+    command: str
+
+
+def render(runs: list[Run], setup: Setup, elapsed: float) -> str:
+    by = {(r.system, r.seed): r for r in runs}
+    seeds = setup.seeds
+    budgets = {s: by[(HYPERBAND, s)].epochs for s in seeds}
+    targets = {s: by[(RANDOM, s)].final for s in seeds}
+    random_epochs = {s: by[(RANDOM, s)].epochs for s in seeds}
+
+    def reach(system: str, s: int) -> float:
+        e = epochs_to_reach(by[(system, s)].curve, targets[s])
+        return math.inf if e is None else float(e)
+
+    lines: list[str] = []
+    add = lines.append
+    add("# Multi-fidelity search: epochs to a good validation log-loss")
+    add("")
+    add(f"- Command: `{setup.command}`")
+    add(f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; total run time {elapsed:.0f} s")
+    add(
+        f"- Machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+        f"{platform.platform()}, Python {platform.python_version()}, "
+        f"scikit-learn {sklearn.__version__}, Optuna {optuna.__version__}, numpy {np.__version__}"
+    )
+    add(
+        "- Task: `MLPClassifier` (one hidden layer, Adam) on scikit-learn's `digits`, "
+        "standardised, 70/30 stratified split (1257 train, 540 validation); one epoch = one "
+        "`partial_fit` pass; objective = validation log-loss (lower is better)."
+    )
+    add(f"- Space (same for all): {describe_space()}.")
+    add(
+        f"- Resource: epochs, max_iter R = {setup.max_iter}, eta = {setup.eta}; "
+        f"{WORKERS} concurrent workers per search (threads); seeds {', '.join(map(str, seeds))}."
+    )
+    add(
+        f"- Budget per seed: E = epochs our synchronous Hyperband trained "
+        f"(planned {setup.planned_budget}; measured {sorted(set(budgets.values()))}). "
+        f"Random search: floor(E/R) = {setup.planned_budget // setup.max_iter} configurations "
+        f"x R epochs. ASHA: n_experiments = {setup.asha_configs} (nominal cost E), stopped at E "
+        "epochs if it gets there. Optuna: RandomSampler, `n_jobs=4`, stopped at E epochs."
+    )
+    add(
+        "- A result is a model at the end of a trial (our completions; Optuna's pruned, "
+        "finished or budget-cut trials). Epochs are counted across all workers at the moment "
+        "the result is known, so work in flight counts."
+    )
+    add("")
+    add("## Summary over seeds (median, min–max in brackets)")
+    add("")
+    add(
+        "| system | configs | epochs trained | best log-loss at the end | "
+        "epochs to random's final log-loss | reached | ratio to random's epochs | "
+        "worker idle share (of which while new configs remained) |"
+    )
+    add("|---|---|---|---|---|---|---|---|")
+    summary: dict[str, dict[str, Any]] = {}
+    for system in SYSTEMS:
+        rs = [by[(system, s)] for s in seeds]
+        reached = [reach(system, s) for s in seeds]
+        ratios = [reached[i] / random_epochs[s] for i, s in enumerate(seeds)]
+        summary[system] = {"reach": reached, "ratio": ratios}
+        idle = "—"
+        if rs[0].idle_share is not None:
+            idle = (
+                f"{statistics.median(r.idle_share or 0 for r in rs):.1%} "
+                f"({statistics.median(r.stall_share or 0 for r in rs):.1%})"
+            )
+        add(
+            f"| {system} | {statistics.median(r.configs for r in rs):.0f} "
+            f"| {spread([float(r.epochs) for r in rs], fmt_epochs)} "
+            f"| {spread([r.final for r in rs], fmt_loss)} "
+            f"| {spread(reached, fmt_epochs)} "
+            f"| {sum(math.isfinite(v) for v in reached)}/{len(seeds)} "
+            f"| {spread(ratios, fmt_ratio)} "
+            f"| {idle} |"
+        )
+    add("")
+    add(
+        "Ratio to random's epochs: epochs to reach random search's final log-loss of the same "
+        "seed, divided by all the epochs random search trained for that seed. Idle share: time "
+        f"the {WORKERS} workers spent in suggestion calls that gave nothing (or gone home "
+        f"while others still trained), over {WORKERS} x wall time; in brackets the part of it "
+        "before the last new configuration was handed out."
+    )
+
+    marks = sorted(
+        {
+            setup.max_iter,
+            2 * setup.max_iter,
+            3 * setup.max_iter,
+            round(statistics.median(random_epochs.values()) / 3),
+            setup.planned_budget // 2,
+            (3 * setup.planned_budget) // 4,
+            setup.planned_budget,
+        }
+    )
+    add("")
+    add("## Best validation log-loss against epochs trained (median over seeds)")
+    add("")
+    add("| system | " + " | ".join(f"{m} epochs" for m in marks) + " |")
+    add("|---|" + "---|" * len(marks))
+    for system in SYSTEMS:
+        cells = []
+        for m in marks:
+            values = [best_by(by[(system, s)].curve, m) for s in seeds]
+            if sum(v is not None for v in values) * 2 <= len(values):
+                cells.append("—")
+            else:
+                cells.append(
+                    fmt_loss(statistics.median(math.inf if v is None else v for v in values))
+                )
+        add(f"| {system} | " + " | ".join(cells) + " |")
+    add("")
+    add("— : no result yet in at least half the seeds.")
+
+    add("")
+    add("## Per seed: epochs to reach random search's final log-loss")
+    add("")
+    add("| seed | random's final | " + " | ".join(SYSTEMS) + " |")
+    add("|---|---|" + "---|" * len(SYSTEMS))
+    for s in seeds:
+        cells = [fmt_epochs(reach(system, s)) for system in SYSTEMS]
+        add(f"| {s} | {fmt_loss(targets[s])} | " + " | ".join(cells) + " |")
+
+    add("")
+    add("## Per seed: wall time and workers (ours)")
+    add("")
+    add(
+        "| seed | system | wall s | trials | idle s | idle share "
+        "| idle while new configs remained |"
+    )
+    add("|---|---|---|---|---|---|---|")
+    for s in seeds:
+        for system in SYSTEMS:
+            r = by[(system, s)]
+            if r.idle_share is None:
+                add(f"| {s} | {system} | {r.wall:.1f} | {r.trials} | — | — | — |")
+            else:
+                add(
+                    f"| {s} | {system} | {r.wall:.1f} | {r.trials} | {r.idle_seconds:.1f} "
+                    f"| {r.idle_share:.1%} | {r.stall_share:.1%} |"
+                )
+
+    add("")
+    add("## Targets")
+    add("")
+    third = [random_epochs[s] / 3 for s in seeds]
+    for system in OURS:
+        reach_ours = summary[system]["reach"]
+        med = statistics.median(reach_ours)
+        each = sum(reach_ours[i] <= third[i] for i in range(len(seeds)))
+        verdict = "met" if med <= statistics.median(third) else "NOT met"
+        add(
+            f"- {system} reaches random search's final log-loss within a third of random "
+            f"search's epochs: **{verdict}** (median {fmt_epochs(med)} epochs against "
+            f"{statistics.median(third):.0f}; within a third in {each}/{len(seeds)} seeds)."
+        )
+    for system in OURS:
+        med = statistics.median(summary[system]["reach"])
+        for other in (OPTUNA_HB, OPTUNA_SHA):
+            theirs = statistics.median(summary[other]["reach"])
+            verdict = "met" if med <= theirs else "NOT met"
+            add(
+                f"- {system} needs no more epochs than {other}: **{verdict}** "
+                f"(median {fmt_epochs(med)} against {fmt_epochs(theirs)})."
+            )
+    asha = [by[(ASHA, s)] for s in seeds]
+    stall = max(r.stall_share or 0.0 for r in asha)
+    verdict = "met" if stall <= 0.05 else "NOT met"
+    add(
+        f"- ASHA keeps all {WORKERS} workers busy (idle at most 5 % of worker time while new "
+        f"configurations remained, in every seed): **{verdict}** (worst seed {stall:.1%}; "
+        f"idle share overall, tail included, median "
+        f"{statistics.median(r.idle_share or 0 for r in asha):.1%})."
+    )
+    notes = [f"{r.system}, seed {r.seed}: {n}" for r in runs for n in r.notes]
+    capped = [f"{r.system} seed {r.seed}" for r in runs if r.capped and r.system == ASHA]
+    if capped or notes:
+        add("")
+        add("## Notes")
+        add("")
+        if capped:
+            add(f"- ASHA reached the budget cap and was stopped in: {', '.join(capped)}.")
+        for n in notes:
+            add(f"- {n}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_seed(base: str, seed: int, data: Split, max_iter: int, eta: int) -> list[Run]:
+    runs: list[Run] = []
+
+    def done(run: Run) -> Run:
+        runs.append(run)
+        print(
+            f"seed {seed} {run.system:32s} best {run.final:.4f} epochs {run.epochs:4d} "
+            f"configs {run.configs:3d} wall {run.wall:5.1f} s"
+            + (f" idle {run.idle_share:.1%}" if run.idle_share is not None else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        return run
+
+    # Each system draws from its own stream; a configuration trains the same way in all of them.
+    def stream(system: str) -> int:
+        return seed * 100 + SYSTEMS.index(system)
+
+    objective = {"name": METRIC, "optimization": "minimize"}
+    hb = done(
+        run_group(
+            base,
+            HYPERBAND,
+            seed,
+            stream(HYPERBAND),
+            hyperband_spec(max_iter, eta, False, None),
+            None,
+            data,
+            max_iter,
+        )
+    )
+    budget = hb.epochs
+    planned = sum(resumed_epochs(b) for b in hyperband_rungs(max_iter, eta))
+    if budget != planned:
+        hb.notes.append(f"trained {budget} epochs where the plan with resumption gives {planned}")
+    random_spec = {
+        "concurrency": WORKERS,
+        "random_search": {"n_experiments": max(1, budget // max_iter)},
+        "matrix": service_matrix(),
+    }
+    done(run_group(base, RANDOM, seed, stream(RANDOM), random_spec, objective, data, max_iter))
+    n_asha = asha_configs_for(budget, max_iter, eta)
+    asha_spec = hyperband_spec(max_iter, eta, True, n_asha)
+    done(run_group(base, ASHA, seed, stream(ASHA), asha_spec, None, data, max_iter, cap=budget))
+    for system in (OPTUNA_HB, OPTUNA_SHA):
+        done(run_optuna(system, seed, stream(system), data, max_iter, eta, budget))
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 1..N (default 5)")
+    parser.add_argument("--max-iter", type=int, default=27, help="R, epochs at most (default 27)")
+    parser.add_argument("--eta", type=int, default=3, help="reduction factor (default 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/multifidelity.md")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "bench/multifidelity.py", *sys.argv[1:]])
+
+    threadpool_limits(1)  # one BLAS thread: 4 workers on 2 cores fight enough already
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_split()
+    planned = sum(resumed_epochs(b) for b in hyperband_rungs(args.max_iter, args.eta))
+    setup = Setup(
+        max_iter=args.max_iter,
+        eta=args.eta,
+        seeds=list(range(1, args.seeds + 1)),
+        planned_budget=planned,
+        asha_configs=asha_configs_for(planned, args.max_iter, args.eta),
+        command=command,
+    )
+    started = time.monotonic()
+    runs: list[Run] = []
+    with fresh_database() as db, running_service(db) as base:
+        for seed in setup.seeds:
+            runs += run_seed(base, seed, data, args.max_iter, args.eta)
+    report = render(runs, setup, time.monotonic() - started)
+    print(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
