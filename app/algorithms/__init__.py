@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.algorithms.grid import GridSearch
 from app.algorithms.hyperband import Hyperband
+from app.algorithms.mapping import MappingSearch
 from app.algorithms.random import RandomSearch
 from app.algorithms.space import Space
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:  # imported where used: scikit-learn costs a second at start-u
     from app.algorithms.bayes import BayesianOptimizer
     from app.algorithms.tpe import TPE
 
-SUPPORTED = ("grid", "random", "hyperband", "bo", "tpe")
+SUPPORTED = ("grid", "random", "hyperband", "bo", "tpe", "mapping")
 
 # What a `bo` section without `utility_function` runs with.
 DEFAULT_UTILITY = {
@@ -44,11 +45,13 @@ class ModelBased:
     n_initial_trials: int
 
 
-Searcher = GridSearch | RandomSearch | Hyperband | ModelBased
+Searcher = GridSearch | RandomSearch | Hyperband | ModelBased | MappingSearch
 
 
 def build_searcher(algorithm: str, spec: dict[str, Any], seed: int) -> Searcher:
     """The algorithm object for a group's normalised `hptuning` section."""
+    if algorithm == "mapping":
+        return MappingSearch(spec["mapping"]["values"])
     space = Space.from_matrix(spec["matrix"])
     if algorithm == "grid":
         return GridSearch(space, (spec.get("grid_search") or {}).get("n_experiments"))

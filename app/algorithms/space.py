@@ -43,6 +43,17 @@ def params_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def _close(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return False
+
+
+def _exp(x: float | None) -> float:
+    return math.exp(x) if x is not None else math.nan
+
+
 def _short_float(value: float) -> float:
     # round(x / q) * q leaves binary noise (0.30000000000000004); 12 significant
     # digits is far below any q a person writes and hides that noise.
@@ -104,6 +115,43 @@ class Param:
         p = np.array([float(pair[1]) for pair in self.args])
         p[-1] = max(0.0, 1.0 - p[:-1].sum())
         return p / p.sum()
+
+    def check(self, value: Any) -> str | None:
+        """Why `value` is not a value of this option, or None when it is."""
+        size = self.args.get("size") if isinstance(self.args, Mapping) else None
+        if size is not None:
+            if not isinstance(value, list) or len(value) != size:
+                return f"Expected a list of {size} numbers."
+            return next((m for v in value if (m := self._check_one(v))), None)
+        return self._check_one(value)
+
+    def _check_one(self, value: Any) -> str | None:
+        if not self.is_continuous:
+            for allowed in self.values:
+                same_type = isinstance(value, bool) == isinstance(allowed, bool)
+                if same_type and (value == allowed or _close(value, allowed)):
+                    return None
+            return f"{value!r} is not one of the values of this {self.kind} option."
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            return "Expected a finite number."
+        a = self.args
+        low, high = {
+            "uniform": (a.get("low"), a.get("high")),
+            "quniform": (a.get("low"), a.get("high")),
+            "loguniform": (_exp(a.get("low")), _exp(a.get("high"))),
+            "qloguniform": (_exp(a.get("low")), _exp(a.get("high"))),
+            "lognormal": (0.0, math.inf),
+            "qlognormal": (0.0, math.inf),
+        }.get(self.kind, (-math.inf, math.inf))
+        # Quantized values may round just past a bound, so allow one step of slack.
+        slack = float(a.get("q", 0))
+        if not low - slack <= value <= high + slack:
+            return f"{value!r} is outside [{low}, {high}]."
+        return None
 
     def sample(self, rng: np.random.Generator) -> Any:
         size = self.args.get("size") if isinstance(self.args, Mapping) else None
@@ -198,6 +246,23 @@ class Space:
 
     def names(self) -> Sequence[str]:
         return [p.name for p in self.params]
+
+    def check(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Problems of a configuration given by a person, as (param name, message) pairs.
+
+        A configuration belongs to the space when it names every param, and each
+        value is one of a discrete option's values or lies in a continuous
+        option's support.
+        """
+        problems = [(name, "Unknown parameter.") for name in params if name not in self._by_name]
+        for p in self.params:
+            if p.name not in params:
+                problems.append((p.name, "This parameter is required."))
+                continue
+            message = p.check(params[p.name])
+            if message:
+                problems.append((p.name, message))
+        return problems
 
 
 def permuted_index(index: int, size: int, seed: int) -> int:

@@ -18,10 +18,13 @@ from app.schemas.api import (
     GroupView,
     Problem,
     TrialPage,
+    TrialRequest,
     TrialStatus,
+    TrialView,
 )
 from app.schemas.documents import parse_group_document
 from app.services import groups as service
+from app.services import trials as trial_service
 from app.services import tx
 
 router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
@@ -126,6 +129,19 @@ def list_trials(
     return tx.run(
         db, service.list_trials, group_id, status, limit, cursor, model=TrialPage, write=False
     )
+
+
+@router.post("/{group_id}/trials", status_code=201, response_model=TrialView, responses=ERRORS)
+def enqueue_trial(
+    group_id: int,
+    body: TrialRequest,
+    request: Request,
+    db: DatabaseDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> TrialView:
+    """Enqueue a configuration to try (a baseline, a warm start) before the algorithm's own."""
+    idem = idempotency(idempotency_key, request, body.model_dump())
+    return tx.run(db, trial_service.enqueue, group_id, body.params, model=TrialView, idem=idem)
 
 
 @router.get(

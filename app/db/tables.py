@@ -93,6 +93,9 @@ groups = Table(
     Column("warnings", Json, nullable=False),
     # The `early_stopping` entries of the spec, kept apart so reports need not read `spec`.
     Column("early_stopping", Json),
+    # How many trials came from the user or an import: while 0, grid and random
+    # search need not check their draws against the group's configurations.
+    Column("injected_trials", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
@@ -126,6 +129,9 @@ trials = Table(
     Column("resume", Boolean),
     # Model-based search: why this configuration was chosen (phase, acquisition, prediction).
     Column("reason", Json),
+    # Who proposed it: the group's `algorithm`, the `user` (enqueued), or an `import`.
+    # Trials of the user and imports have negative config_index, apart from the algorithm's.
+    Column("source", String(16), nullable=False, server_default="algorithm"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),

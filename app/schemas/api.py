@@ -45,6 +45,10 @@ class TrialView(BaseModel):
         None,
         description="Hyperband: true to load `resume_from`'s checkpoint, false to start afresh.",
     )
+    source: Literal["algorithm", "user", "import"] = Field(
+        "algorithm",
+        description="Who proposed it: the algorithm, the user (enqueued), or an import.",
+    )
     reason: dict[str, Any] | None = Field(
         None,
         description=(
@@ -151,6 +155,12 @@ class StopAnswer(BaseModel):
 class CompleteRequest(Strict):
     status: Literal["succeeded", "failed", "stopped"]
     values: MetricValues | None = None
+
+
+class TrialRequest(Strict):
+    """A configuration the user wants tried; it is handed out before the algorithm's own."""
+
+    params: dict[str, Any] = Field(min_length=1)
 
 
 class Deleted(BaseModel):

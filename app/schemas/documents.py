@@ -14,7 +14,7 @@ a client gets the same paths whatever shape it sent.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,7 +43,7 @@ YAML_MEDIA_TYPES = frozenset(
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 
 _MATRIX_REQUIRED_MESSAGE = "A matrix definition is required for group specification."
-_WRAPPER_KEYS = ("name", "description", "objective", "lease_seconds")
+_WRAPPER_KEYS = ("name", "description", "objective", "lease_seconds", "trials")
 _POLYAXONFILE_MARKERS = ("version", "kind")
 # Polyaxon 0.5 renamed `declarations` to `params`; files of either age come in.
 _STATIC_PARAM_SECTIONS = ("params", "declarations")
@@ -84,6 +84,19 @@ def _mark_hptuning_required(schema: dict[str, Any]) -> None:
         required.append("hptuning")
 
 
+class ImportedTrial(BaseModel):
+    """A past result to start from: a configuration and the metric values it reached."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    params: Annotated[dict[str, Any], Field(min_length=1)]
+    values: dict[
+        Annotated[str, Field(min_length=1, max_length=200)],
+        Annotated[float, Field(allow_inf_nan=False)],
+    ] = Field(default_factory=dict, max_length=100)
+    status: Literal["succeeded", "failed"] = "succeeded"
+
+
 class GroupRequest(BaseModel):
     """What a client sends to create a group."""
 
@@ -96,6 +109,13 @@ class GroupRequest(BaseModel):
     objective: Objective | None = None
     lease_seconds: Annotated[int, Field(ge=1, le=MAX_LEASE_SECONDS)] | None = None
     hptuning: HPTuning = Field(default=None, validate_default=True)
+    trials: Annotated[list[ImportedTrial], Field(max_length=10_000)] | None = Field(
+        default=None,
+        description=(
+            "Past results (another tool's, an earlier group's) that the algorithm takes into "
+            "account: grid and random search skip them, bo and tpe learn from them."
+        ),
+    )
 
     @field_validator("hptuning", mode="before")
     @classmethod

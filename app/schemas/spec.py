@@ -86,7 +86,7 @@ MAX_OPTION_VALUES = 1_000_000
 # floats) and fit numpy's int64; 2**53 satisfies both.
 _MAX_EXACT_INT = 2**53
 
-Algorithm = Literal["grid", "random", "hyperband", "bo", "tpe"]
+Algorithm = Literal["grid", "random", "hyperband", "bo", "tpe", "mapping"]
 
 _ONE_OPTION_MESSAGE = "Matrix element is not valid, one and only one option is required."
 _MATRIX_REQUIRED_MESSAGE = "A matrix definition is required for group specification."
@@ -760,16 +760,26 @@ _ALGORITHM_FIELDS: dict[str, Algorithm] = {
     "grid_search": "grid",
     "bo": "bo",
     "tpe": "tpe",
+    "mapping": "mapping",
 }
 
 
 def _mark_matrix_required(schema: dict[str, Any]) -> None:
-    # `matrix` has a None default only so that its absence gets our own message.
-    properties = schema.get("properties", {})
-    properties.get("matrix", {}).pop("default", None)
-    required = schema.setdefault("required", [])
-    if "matrix" not in required:
-        required.append("matrix")
+    # `matrix` has a None default only so that its absence gets our own message
+    # (and so that a `mapping` group can leave it out).
+    schema.get("properties", {}).get("matrix", {}).pop("default", None)
+
+
+_Scalar = int | float | str | bool
+
+
+class MappingSearch(_Model):
+    """hpo-engine extension (Polyaxon v1's `mapping`): an explicit list of configurations."""
+
+    values: Annotated[
+        list[Annotated[dict[Annotated[str, Field(min_length=1)], _Scalar], Field(min_length=1)]],
+        Field(min_length=1, max_length=100_000),
+    ]
 
 
 class HPTuning(_Model):
@@ -780,7 +790,7 @@ class HPTuning(_Model):
     concurrency: _PositiveInt | None = None
     # numpy's RandomState accepts 0 .. 2**32 - 1; 0 is a seed like any other.
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    matrix: dict[Annotated[str, Field(min_length=1)], MatrixOption] = Field(
+    matrix: dict[Annotated[str, Field(min_length=1)], MatrixOption] | None = Field(
         default=None, validate_default=True
     )
     grid_search: GridSearch | None = None
@@ -788,6 +798,7 @@ class HPTuning(_Model):
     hyperband: Hyperband | None = None
     bo: BayesianOptimization | None = None
     tpe: TPESearch | None = None
+    mapping: MappingSearch | None = None
     early_stopping: list[EarlyStoppingEntry] | None = None
     failure_early_stopping: FailureEarlyStopping | None = None
 
@@ -798,7 +809,7 @@ class HPTuning(_Model):
     @classmethod
     def _matrix_present(cls, matrix: Any) -> Any:
         if matrix is None:
-            raise _error("missing", _MATRIX_REQUIRED_MESSAGE)
+            return None  # required unless a `mapping` lists the configurations: checked below
         if isinstance(matrix, dict) and not matrix:
             raise _error("too_short", "The matrix must define at least one parameter.")
         return matrix
@@ -819,6 +830,19 @@ class HPTuning(_Model):
         chosen = [name for name in _ALGORITHM_FIELDS if getattr(self, name) is not None]
         if len(chosen) > 1:
             errors.append(((), "algorithm", "Only one search algorithm can be used.", chosen))
+        if self.matrix is None and self.mapping is None:
+            errors.append((("matrix",), "missing", _MATRIX_REQUIRED_MESSAGE, None))
+        if self.matrix is not None and self.mapping is not None:
+            errors.append(
+                (
+                    ("matrix",),
+                    "matrix_with_mapping",
+                    "A `mapping` lists its configurations itself; leave out the matrix.",
+                    None,
+                )
+            )
+        if errors:
+            _raise_at(errors)
         if self.algorithm == "grid":
             for key, option in self.matrix.items():
                 if option.is_distribution:
@@ -832,7 +856,7 @@ class HPTuning(_Model):
                         )
                     )
         # Unlike Polyaxon, bo takes every matrix kind, so there is no bo check here.
-        if self.hyperband is not None and self.hyperband.resource.name in self.matrix:
+        if self.hyperband is not None and self.hyperband.resource.name in (self.matrix or {}):
             name = self.hyperband.resource.name
             errors.append(
                 (
@@ -848,7 +872,7 @@ class HPTuning(_Model):
 
     @property
     def algorithm(self) -> Algorithm:
-        """`grid`, `random`, `hyperband`, `bo` or `tpe`; grid when no section is set."""
+        """`grid`, `random`, `hyperband`, `bo`, `tpe` or `mapping`; grid when none is set."""
         for name, algorithm in _ALGORITHM_FIELDS.items():
             if getattr(self, name) is not None:
                 return algorithm
@@ -862,7 +886,8 @@ class HPTuning(_Model):
         gets an explicit `grid_search: {}` as Polyaxon stores it.
         """
         dumped = self.model_dump(mode="json", exclude_none=True, exclude={"matrix"})
-        dumped["matrix"] = {key: option.normalized() for key, option in self.matrix.items()}
+        if self.matrix is not None:
+            dumped["matrix"] = {key: option.normalized() for key, option in self.matrix.items()}
         names = [key for key in self._key_order if key in type(self).model_fields]
         names += [key for key in type(self).model_fields if key not in names]
         result = {name: dumped[name] for name in names if name in dumped}

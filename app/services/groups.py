@@ -9,7 +9,9 @@ import structlog
 from sqlalchemy import Connection, delete, insert, select, update
 
 from app.algorithms import DEFAULT_UTILITY, SUPPORTED, build_searcher
+from app.algorithms.mapping import MappingSearch
 from app.algorithms.random import RandomSearch
+from app.algorithms.space import Space, params_hash
 from app.db.engine import Database
 from app.db.tables import groups, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -87,11 +89,14 @@ def create_group(
             next_index=0,
             warnings=warnings,
             early_stopping=normalized.get("early_stopping"),
+            injected_trials=len(request.trials or []),
             created_at=now,
             updated_at=now,
         )
         .returning(groups.c.id)
     ).scalar_one()
+    if request.trials:
+        _import_trials(conn, group_id, request, searcher, normalized, now)
     log.info(
         "group.created",
         group_id=group_id,
@@ -101,6 +106,57 @@ def create_group(
         seed=seed,
     )
     return get_group(conn, group_id)
+
+
+def check_params(
+    searcher: Any, spec: dict[str, Any], params: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Problems of a configuration a person gives (to enqueue or import) for this group."""
+    if isinstance(searcher, MappingSearch):
+        return searcher.check(params)
+    return Space.from_matrix(spec["matrix"]).check(params)
+
+
+def _import_trials(
+    conn: Connection,
+    group_id: int,
+    request: GroupRequest,
+    searcher: Any,
+    spec: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Store past results as finished trials the algorithm takes into account.
+
+    They get negative config indexes, apart from the algorithm's own numbering.
+    """
+    trials_in = request.trials or []
+    errors = [
+        {"path": f"trials.{i}.params.{name}", "message": message, "type": "invalid_param"}
+        for i, t in enumerate(trials_in)
+        for name, message in check_params(searcher, spec, t.params)
+    ]
+    if errors:
+        raise InvalidRequest("imported trials do not fit the search space", errors=errors)
+    objective = _objective(request)
+    conn.execute(
+        insert(trials),
+        [
+            {
+                "group_id": group_id,
+                "config_index": -(i + 1),
+                "attempt": 0,
+                "params": t.params,
+                "params_hash": params_hash(t.params),
+                "status": t.status,
+                "values": t.values,
+                "objective": t.values.get(objective.name) if objective else None,
+                "source": "import",
+                "created_at": now,
+                "finished_at": now,
+            }
+            for i, t in enumerate(trials_in)
+        ],
+    )
 
 
 def _objective(request: GroupRequest) -> Objective | None:

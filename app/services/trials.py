@@ -21,12 +21,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.algorithms import ModelBased, Searcher, stopping
 from app.algorithms.hyperband import Hyperband, RungTrial
+from app.algorithms.space import params_hash
 from app.db.tables import groups, metrics, trials, utcnow
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound
 from app.observability import LEASE_EXPIRIES, SUGGESTIONS
 from app.schemas.api import StopAnswer, SuggestionResponse, TrialView
 from app.services import modelsearch
-from app.services.groups import FINISHED, mark_stopped
+from app.services.groups import FINISHED, check_params, mark_stopped
 from app.services.searchers import searcher_for
 from app.services.views import TRIAL_COLUMNS, load_group, trial_view
 
@@ -84,7 +85,7 @@ def suggest(
         rows, complete = _propose_counted(conn, group, searcher, wanted, changes)
     if rows:
         handed += _insert_running(conn, group_id, rows, worker_id, now, lease_until)
-        changes["next_index"] = group["next_index"] + len(rows)
+        changes.setdefault("next_index", group["next_index"] + len(rows))
 
     status = group["status"]
     if handed and status == "created":
@@ -124,22 +125,34 @@ def _propose_counted(
 
     Returns the rows to insert and whether the plan is used up.
     """
-    next_index, planned = group["next_index"], group["planned_trials"]
+    start, planned = group["next_index"], group["planned_trials"]
+    taken = _taken_in(conn, group["id"])
     rows: list[dict[str, Any]] = []
-    if wanted > 0 and next_index < planned:
-        batch = searcher.propose(next_index, wanted, _taken_in(conn, group["id"]))
-        rows = [
+    cursor = start
+    while len(rows) < wanted and cursor < planned:
+        batch = searcher.propose(cursor, wanted - len(rows), taken)
+        cursor += len(batch.proposals)
+        fresh = batch.proposals
+        if group["injected_trials"]:
+            # The user enqueued or imported configurations: the algorithm's own
+            # draw of one of those is skipped, not run twice.
+            seen = taken({p.params_hash for p in fresh})
+            fresh = [p for p in fresh if p.params_hash not in seen]
+        rows += [
             {"config_index": p.config_index, "params": p.params, "params_hash": p.params_hash}
-            for p in batch.proposals
+            for p in fresh
         ]
-        if batch.exhausted:
-            planned = next_index + len(rows)
+        if batch.exhausted or not batch.proposals:
+            planned = cursor
             changes["planned_trials"] = planned
             changes["warnings"] = [
                 *group["warnings"],
                 f"no new configuration could be drawn after {planned}: the space is exhausted",
             ]
-    return rows, next_index + len(rows) >= planned
+            break
+    if cursor != start:
+        changes["next_index"] = cursor
+    return rows, cursor >= planned
 
 
 def _propose_rungs(
@@ -341,6 +354,59 @@ def _load_trial(conn: Connection, trial_id: int) -> RowMapping:
     if row is None:
         raise NotFound(f"trial {trial_id} does not exist")
     return row
+
+
+def enqueue(conn: Connection, group_id: int, params: dict[str, Any]) -> TrialView:
+    """A configuration the user wants tried: handed out before the algorithm's own."""
+    now = utcnow()
+    group = load_group(conn, group_id, lock=True)
+    if group is None:
+        raise NotFound(f"group {group_id} does not exist")
+    if group["status"] in FINISHED:
+        raise Conflict(f"group {group_id} is {group['status']}")
+    searcher = searcher_for(group)
+    if isinstance(searcher, Hyperband):
+        raise Conflict(
+            "a Hyperband group places every trial in a rung of its plan; "
+            "enqueue configurations into grid, random, bo, tpe or mapping groups"
+        )
+    problems = check_params(searcher, group["spec"], params)
+    if problems:
+        raise InvalidRequest(
+            "the configuration does not fit the search space",
+            errors=[
+                {"path": f"params.{name}", "message": message, "type": "invalid_param"}
+                for name, message in problems
+            ],
+        )
+    lowest = conn.execute(
+        select(func.min(trials.c.config_index)).where(trials.c.group_id == group_id)
+    ).scalar()
+    row = (
+        conn.execute(
+            insert(trials)
+            .values(
+                group_id=group_id,
+                config_index=min(lowest or 0, 0) - 1,
+                attempt=0,
+                params=params,
+                params_hash=params_hash(params),
+                status="pending",
+                source="user",
+                created_at=now,
+            )
+            .returning(*TRIAL_COLUMNS)
+        )
+        .mappings()
+        .one()
+    )
+    conn.execute(
+        update(groups)
+        .where(groups.c.id == group_id)
+        .values(injected_trials=groups.c.injected_trials + 1, updated_at=now)
+    )
+    log.info("trial.enqueued", group_id=group_id, trial_id=row["id"])
+    return trial_view(row)
 
 
 def get_trial(conn: Connection, trial_id: int) -> TrialView:

@@ -34,6 +34,8 @@ TRIAL_COLUMNS = (
     trials.c.resource,
     trials.c.resume_from,
     trials.c.resume,
+    trials.c.reason,
+    trials.c.source,
     trials.c.created_at,
     trials.c.started_at,
     trials.c.finished_at,

@@ -46,20 +46,6 @@ def test_yaml_body_that_is_not_yaml(client: TestClient) -> None:
     assert _paths(response) == [""]
 
 
-def test_algorithms_not_built_yet_are_refused(client: TestClient) -> None:
-    section = {
-        "n_initial_trials": 5,
-        "n_iterations": 10,
-        "metric": {"name": "loss"},
-        "utility_function": {"acquisition_function": "ucb", "kappa": 1.2},
-    }
-    spec = {"bo": section, "matrix": {"lr": {"uniform": [0, 1]}}}
-    response = client.post("/api/v1/groups", json={"hptuning": spec})
-    assert response.status_code == 422
-    assert _paths(response) == ["hptuning.bo"]
-    assert "not available yet" in response.json()["detail"]
-
-
 def test_random_search_needs_n_experiments(client: TestClient) -> None:
     response = client.post(
         "/api/v1/groups",
