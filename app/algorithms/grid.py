@@ -15,6 +15,8 @@ class GridSearch:
         if not self.space.is_discrete:
             raise ValueError("grid search needs a space whose every option is discrete")
 
+    needs_lookup = False  # its configurations are distinct by construction
+
     @property
     def planned(self) -> int:
         """Cells to try: the whole grid, or its first `n_experiments` cells."""

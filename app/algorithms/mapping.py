@@ -12,6 +12,8 @@ from app.algorithms.space import params_hash
 class MappingSearch:
     configurations: Sequence[dict[str, Any]]
 
+    needs_lookup = False  # its configurations are distinct by construction
+
     @property
     def planned(self) -> int:
         return len(self.configurations)

@@ -34,6 +34,12 @@ class RandomSearch:
         return self.n_experiments if size is None else min(size, self.n_experiments)
 
     @property
+    def needs_lookup(self) -> bool:
+        """True when draws must be checked against the group's configurations."""
+        discrete_unweighted = not self.space.is_weighted and self.space.size is not None
+        return self.space.can_repeat and not discrete_unweighted
+
+    @property
     def capped(self) -> bool:
         return self.planned < self.n_experiments
 

@@ -146,7 +146,18 @@ def enqueue_trial(
 
 @router.get(
     "/{group_id}/export",
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **ERRORS},
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/TrialView"}}
+                },
+            }
+        },
+        **ERRORS,
+    },
 )
 def export_group(
     group_id: int, db: DatabaseDep, format: Literal["csv", "json"] = "csv"

@@ -26,7 +26,7 @@ from app.db.tables import groups, metrics, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.observability import LEASE_EXPIRIES, SUGGESTIONS
 from app.schemas.api import StopAnswer, SuggestionResponse, TrialView
-from app.services import modelsearch
+from app.services import fastpath, modelsearch
 from app.services.groups import FINISHED, check_params, mark_stopped
 from app.services.searchers import searcher_for
 from app.services.views import TRIAL_COLUMNS, load_group, trial_view
@@ -43,6 +43,10 @@ def suggest(
 ) -> SuggestionResponse:
     """Hand out up to `count` trials, never more than the group's concurrency at once."""
     now = utcnow()
+    if count == 1 and (fast := fastpath.suggest_one(conn, group_id, worker_id, now)):
+        trial, algorithm = fast
+        _log_handed(group_id, algorithm, [trial], worker_id)
+        return SuggestionResponse(trials=[trial], group_status="running")
     group = load_group(conn, group_id, lock=True)
     if group is None:
         raise NotFound(f"group {group_id} does not exist")
@@ -100,7 +104,19 @@ def suggest(
             update(groups).where(groups.c.id == group_id).values(updated_at=now, **changes)
         )
 
-    SUGGESTIONS.labels(group["algorithm"]).inc(len(handed))
+    _log_handed(group_id, group["algorithm"], handed, worker_id)
+    retry_after = None
+    if not handed and status not in FINISHED:
+        # Full: a slot frees when any trial ends. Not full but nothing to give: the
+        # algorithm waits for results (a rung to finish, the last trials to end).
+        retry_after = RETRY_WHEN_FULL if wanted <= 0 else RETRY_WHEN_DRAINING
+    return SuggestionResponse(trials=handed, group_status=status, retry_after=retry_after)
+
+
+def _log_handed(
+    group_id: int, algorithm: str, handed: list[TrialView], worker_id: str | None
+) -> None:
+    SUGGESTIONS.labels(algorithm).inc(len(handed))
     for trial in handed:
         log.info(
             "trial.suggested",
@@ -110,12 +126,6 @@ def suggest(
             attempt=trial.attempt,
             worker_id=worker_id,
         )
-    retry_after = None
-    if not handed and status not in FINISHED:
-        # Full: a slot frees when any trial ends. Not full but nothing to give: the
-        # algorithm waits for results (a rung to finish, the last trials to end).
-        retry_after = RETRY_WHEN_FULL if wanted <= 0 else RETRY_WHEN_DRAINING
-    return SuggestionResponse(trials=handed, group_status=status, retry_after=retry_after)
 
 
 def _propose_counted(
@@ -612,6 +622,22 @@ def complete(
 ) -> TrialView:
     """End a trial with the client's verdict and final values."""
     now = utcnow()
+    if fast := fastpath.complete(conn, trial_id, status, values, now):
+        view, trial = fast
+        if view.objective is None and trial["objective_name"] is not None:
+            objective = _objective_value(conn, trial, values)
+            conn.execute(update(trials).where(trials.c.id == trial_id).values(objective=objective))
+            view.objective = objective
+        log.info(
+            "trial.completed",
+            group_id=view.group_id,
+            trial_id=trial_id,
+            status=status,
+            objective=view.objective,
+        )
+        if values:
+            _check_thresholds(conn, trial, values, now)
+        return view
     trial = _load_trial(conn, trial_id)
     current = trial["status"]
     if current == "stopped" and trial["stop_reason"]:
