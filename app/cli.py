@@ -9,11 +9,14 @@ from typing import Annotated
 
 import typer
 
+from app.cli_group import agent, group_cli
 from app.config import get_settings
 
 cli = typer.Typer(help="hpo-engine: hyperparameter search as a service.", no_args_is_help=True)
 migrate_cli = typer.Typer(help="Move the database schema.", no_args_is_help=True)
 cli.add_typer(migrate_cli, name="migrate")
+cli.add_typer(group_cli, name="group")
+cli.command()(agent)
 
 
 @cli.command()

@@ -31,6 +31,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 _POLL_SECONDS = 0.25
 
 
+def _worth_keeping(answer: SuggestionResponse) -> bool:
+    # An empty answer changed nothing a retry could repeat: store only trials handed out,
+    # so that a keyed long poll keeps looking and a retry after it gets trials.
+    return bool(answer.trials)
+
+
 @router.post("/groups/{group_id}/suggestions", response_model=SuggestionResponse, responses=ERRORS)
 async def suggest(
     group_id: int,
@@ -54,6 +60,7 @@ async def suggest(
                 body.worker_id,
                 model=SuggestionResponse,
                 idem=idem,
+                keep=_worth_keeping,
             )
         )
         left = deadline - time.monotonic()

@@ -46,11 +46,16 @@ def run(
     model: type[T],
     idem: IdempotencyKey | None = None,
     write: bool = True,
+    keep: Callable[[T], bool] | None = None,
 ) -> T:
-    """Run `fn(conn, *args)` in one transaction and give back its result."""
+    """Run `fn(conn, *args)` in one transaction and give back its result.
+
+    With `idem`, the result is stored for retries, unless `keep` says it is
+    not worth keeping (an empty suggestion: a retry may well get trials).
+    """
     for attempt in range(_ATTEMPTS):
         try:
-            return _run_once(db, fn, args, model, idem, write)
+            return _run_once(db, fn, args, model, idem, write, keep)
         except IntegrityError:
             # Two requests with one idempotency key raced: the other one stored its answer.
             if idem is None or attempt == _ATTEMPTS - 1:
@@ -73,6 +78,7 @@ def _run_once(
     model: type[T],
     idem: IdempotencyKey | None,
     write: bool,
+    keep: Callable[[T], bool] | None,
 ) -> T:
     with db.write() if write else db.read() as conn:
         if idem is not None:
@@ -80,7 +86,7 @@ def _run_once(
             if stored is not None:
                 return model.model_validate(stored)
         result = fn(conn, *args)
-        if idem is not None:
+        if idem is not None and (keep is None or keep(result)):
             conn.execute(
                 insert(idempotency_keys).values(
                     scope=idem.scope,

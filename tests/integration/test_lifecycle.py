@@ -263,3 +263,18 @@ def test_delete_is_idempotent_with_a_key(client: TestClient) -> None:
     assert client.delete(f"/api/v1/groups/{g['id']}", headers=headers).status_code == 204
     assert client.delete(f"/api/v1/groups/{g['id']}", headers=headers).status_code == 204
     assert client.delete(f"/api/v1/groups/{g['id']}").status_code == 404
+
+
+def test_a_keyed_long_poll_gets_the_trial_that_frees_up(client: TestClient) -> None:
+    """A long poll with an Idempotency-Key must not replay its first, empty look."""
+    g = create_group(client, SMALL_GRID | {"concurrency": 1})
+    (first,) = suggest(client, g["id"])["trials"]
+    url = f"/api/v1/groups/{g['id']}/suggestions"
+    headers = {"Idempotency-Key": "poll-1"}
+    empty = client.post(url, json={"count": 1, "wait_seconds": 0.3}, headers=headers).json()
+    assert empty["trials"] == []
+    complete(client, first["id"])
+    again = client.post(url, json={"count": 1, "wait_seconds": 0.3}, headers=headers).json()
+    assert len(again["trials"]) == 1
+    replay = client.post(url, json={"count": 1, "wait_seconds": 0.3}, headers=headers).json()
+    assert replay == again

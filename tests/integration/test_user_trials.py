@@ -89,3 +89,29 @@ def test_mapping_runs_each_listed_configuration_once(client: TestClient) -> None
     for t in handed:
         complete(client, t["id"])
     assert group(client, g["id"])["status"] == "done"
+
+
+def test_a_study_exported_from_optuna_continues_here(pg_server, tmp_path) -> None:  # noqa: ANN001
+    """The README's recipe, run for real: an Optuna study to CSV, then a tpe group from it."""
+    import importlib.util
+    import math
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", math.exp(-9), math.exp(-1), log=True)
+        units = trial.suggest_categorical("units", [32, 64, 128])
+        return (math.log10(lr) + 2.5) ** 2 + units / 1000
+
+    study.optimize(objective, n_trials=12)
+    study.trials_dataframe().to_csv(tmp_path / "study.csv")
+
+    spec = importlib.util.spec_from_file_location("recipe", "docs/import_from_optuna.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    group = recipe.main(str(tmp_path / "study.csv"), pg_server.url)
+    assert group["counts"]["succeeded"] == 12
+    assert group["best_trial"]["objective"] == study.best_value
