@@ -16,6 +16,7 @@ from app.schemas.api import (
     GroupPage,
     GroupStatus,
     GroupView,
+    MetricSeriesList,
     Problem,
     TrialPage,
     TrialRequest,
@@ -128,6 +129,19 @@ def list_trials(
     """List a group's trials in the order they were created."""
     return tx.run(
         db, service.list_trials, group_id, status, limit, cursor, model=TrialPage, write=False
+    )
+
+
+@router.get("/{group_id}/metrics", response_model=MetricSeriesList, responses=ERRORS)
+def group_metrics(
+    group_id: int,
+    db: DatabaseDep,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+) -> MetricSeriesList:
+    """The metric curves of a group's most recent trials (one metric, or all)."""
+    return tx.run(
+        db, service.metric_series, group_id, name, limit, model=MetricSeriesList, write=False
     )
 
 

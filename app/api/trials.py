@@ -10,6 +10,7 @@ from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep, idempot
 from app.schemas.api import (
     CompleteRequest,
     Heartbeat,
+    MetricSeriesList,
     MetricsReport,
     Problem,
     StopAnswer,
@@ -17,6 +18,7 @@ from app.schemas.api import (
     SuggestionResponse,
     TrialView,
 )
+from app.services import groups as group_service
 from app.services import trials as service
 from app.services import tx
 
@@ -73,6 +75,14 @@ async def suggest(
 def get_trial(trial_id: int, db: DatabaseDep) -> TrialView:
     """One trial: params, status, lease, final values."""
     return tx.run(db, service.get_trial, trial_id, model=TrialView, write=False)
+
+
+@router.get("/trials/{trial_id}/metrics", response_model=MetricSeriesList, responses=ERRORS)
+def trial_metrics(trial_id: int, db: DatabaseDep) -> MetricSeriesList:
+    """Every metric a trial reported, as curves over its steps."""
+    return tx.run(
+        db, group_service.trial_metric_series, trial_id, model=MetricSeriesList, write=False
+    )
 
 
 @router.post("/trials/{trial_id}/metrics", response_model=StopAnswer, responses=ERRORS)

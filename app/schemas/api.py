@@ -92,6 +92,8 @@ class GroupSummary(BaseModel):
     objective: Objective | None
     planned_trials: int | None = Field(description="Configurations the algorithm will propose.")
     proposed_trials: int = Field(description="Configurations proposed so far.")
+    finished_trials: int = Field(0, description="Trials that succeeded, failed or were stopped.")
+    best_value: float | None = Field(None, description="The best objective value so far.")
     created_at: datetime
     updated_at: datetime
 
@@ -161,6 +163,22 @@ class TrialRequest(Strict):
     """A configuration the user wants tried; it is handed out before the algorithm's own."""
 
     params: dict[str, Any] = Field(min_length=1)
+
+
+class MetricSeries(BaseModel):
+    """Every value a trial reported for one metric, in step order."""
+
+    trial_id: int
+    name: str
+    steps: list[int]
+    values: list[float]
+
+
+class MetricSeriesList(BaseModel):
+    items: list[MetricSeries]
+    truncated: bool = Field(
+        False, description="True when the group has more trials than were returned."
+    )
 
 
 class Deleted(BaseModel):

@@ -6,16 +6,23 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from app.algorithms import DEFAULT_UTILITY, SUPPORTED, build_searcher
 from app.algorithms.mapping import MappingSearch
 from app.algorithms.random import RandomSearch
 from app.algorithms.space import Space, params_hash
 from app.db.engine import Database
-from app.db.tables import groups, trials, utcnow
+from app.db.tables import groups, metrics, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
-from app.schemas.api import Deleted, GroupPage, GroupView, TrialPage
+from app.schemas.api import (
+    Deleted,
+    GroupPage,
+    GroupView,
+    MetricSeries,
+    MetricSeriesList,
+    TrialPage,
+)
 from app.schemas.documents import GroupRequest, Objective
 from app.services.views import TRIAL_COLUMNS, group_summary, group_view, load_group, trial_view
 
@@ -199,9 +206,80 @@ def list_groups(conn: Connection, status: str | None, limit: int, cursor: int | 
     if cursor is not None:
         query = query.where(groups.c.id < cursor)
     rows = conn.execute(query).mappings().all()
-    items = [group_summary(r) for r in rows[:limit]]
     more = len(rows) > limit
+    rows = rows[:limit]
+    stats = _group_stats(conn, [r["id"] for r in rows])
+    items = []
+    for r in rows:
+        finished, low, high = stats.get(r["id"], (0, None, None))
+        summary = group_summary(r)
+        summary.finished_trials = finished
+        summary.best_value = high if r["objective_direction"] == "maximize" else low
+        items.append(summary)
     return GroupPage(items=items, next_cursor=str(items[-1].id) if more else None)
+
+
+def _group_stats(conn: Connection, group_ids: list[int]) -> dict[int, tuple[int, Any, Any]]:
+    """Per group of a page: finished trials, and the lowest and highest objective."""
+    if not group_ids:
+        return {}
+    rows = conn.execute(
+        select(
+            trials.c.group_id,
+            func.count().filter(trials.c.status.in_(("succeeded", "failed", "stopped"))),
+            func.min(trials.c.objective).filter(trials.c.status == "succeeded"),
+            func.max(trials.c.objective).filter(trials.c.status == "succeeded"),
+        )
+        .where(trials.c.group_id.in_(group_ids))
+        .group_by(trials.c.group_id)
+    ).all()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def metric_series(
+    conn: Connection, group_id: int, name: str | None, limit: int
+) -> MetricSeriesList:
+    """The reported time series of a group's trials (the most recent `limit` trials)."""
+    if load_group(conn, group_id) is None:
+        raise NotFound(f"group {group_id} does not exist")
+    ids = (
+        conn.execute(
+            select(trials.c.id)
+            .where(trials.c.group_id == group_id)
+            .order_by(trials.c.id.desc())
+            .limit(limit + 1)
+        )
+        .scalars()
+        .all()
+    )
+    series = _series(conn, ids[:limit], name)
+    return MetricSeriesList(items=series, truncated=len(ids) > limit)
+
+
+def trial_metric_series(conn: Connection, trial_id: int) -> MetricSeriesList:
+    if conn.execute(select(trials.c.id).where(trials.c.id == trial_id)).first() is None:
+        raise NotFound(f"trial {trial_id} does not exist")
+    return MetricSeriesList(items=_series(conn, [trial_id], None))
+
+
+def _series(conn: Connection, trial_ids: list[int], name: str | None) -> list[MetricSeries]:
+    if not trial_ids:
+        return []
+    query = (
+        select(metrics.c.trial_id, metrics.c.name, metrics.c.step, metrics.c.value)
+        .where(metrics.c.trial_id.in_(trial_ids))
+        .order_by(metrics.c.trial_id, metrics.c.name, metrics.c.step)
+    )
+    if name is not None:
+        query = query.where(metrics.c.name == name)
+    out: dict[tuple[int, str], MetricSeries] = {}
+    for trial_id, metric, step, value in conn.execute(query):
+        entry = out.setdefault(
+            (trial_id, metric), MetricSeries(trial_id=trial_id, name=metric, steps=[], values=[])
+        )
+        entry.steps.append(step)
+        entry.values.append(value)
+    return list(out.values())
 
 
 def list_trials(

@@ -278,3 +278,28 @@ def test_a_keyed_long_poll_gets_the_trial_that_frees_up(client: TestClient) -> N
     assert len(again["trials"]) == 1
     replay = client.post(url, json={"count": 1, "wait_seconds": 0.3}, headers=headers).json()
     assert replay == again
+
+
+def test_metric_curves_and_list_progress(client: TestClient) -> None:
+    g = create_group(client, SMALL_GRID, objective={"name": "loss", "optimization": "minimize"})
+    first, second = suggest(client, g["id"], count=2)["trials"]
+    for step, loss in enumerate([0.9, 0.5, 0.4]):
+        client.post(
+            f"/api/v1/trials/{first['id']}/metrics",
+            json={"values": {"loss": loss, "acc": 1 - loss}, "step": step},
+        )
+    client.post(f"/api/v1/trials/{second['id']}/metrics", json={"values": {"loss": 0.8}, "step": 0})
+    complete(client, first["id"])
+    curves = client.get(f"/api/v1/trials/{first['id']}/metrics").json()["items"]
+    assert {c["name"]: c["values"] for c in curves} == {
+        "acc": [1 - 0.9, 1 - 0.5, 1 - 0.4],
+        "loss": [0.9, 0.5, 0.4],
+    }
+    group_curves = client.get(f"/api/v1/groups/{g['id']}/metrics", params={"name": "loss"}).json()
+    assert {c["trial_id"]: c["steps"] for c in group_curves["items"]} == {
+        first["id"]: [0, 1, 2],
+        second["id"]: [0],
+    }
+    page = client.get("/api/v1/groups", params={"limit": 1000}).json()["items"]
+    (mine,) = [item for item in page if item["id"] == g["id"]]
+    assert mine["finished_trials"] == 1 and mine["best_value"] == 0.4
