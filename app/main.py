@@ -1,6 +1,7 @@
 """The application factory: routers, middleware, error mapping, lifespan."""
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -45,6 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Model-based search loads scikit-learn: pay for it at start, not on a request.
+        for module in ("app.algorithms.bayes", "app.algorithms.tpe"):
+            importlib.import_module(module)
+
         if settings.migrate_on_start:
             migrate.upgrade(settings.database_url)
         app.state.db = Database(

@@ -223,6 +223,17 @@ class _Likelihood:
         return result.x, float(result.fun)
 
 
+def _cholesky(K: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of K, with growing jitter if rounding made it indefinite."""
+    scale = float(np.mean(np.diag(K)))
+    for jitter in (0.0, 1e-10, 1e-8, 1e-6, 1e-4):
+        try:
+            return np.linalg.cholesky(K + jitter * scale * np.eye(len(K)) if jitter else K)
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("the GP covariance is not positive definite")
+
+
 class _Posterior:
     """A GP conditioned on points with per-point noise, read without scikit-learn's checks.
 
@@ -238,7 +249,7 @@ class _Posterior:
         self.X = X
         K = kernel(X)
         K[np.diag_indices(len(X))] += noise + GP_ALPHA
-        L = np.linalg.cholesky(K)
+        L = _cholesky(K)
         self.alpha = cho_solve((L, True), y, check_finite=False)
         self.L_inv = solve_triangular(L, np.eye(len(X)), lower=True, check_finite=False)
 
@@ -447,6 +458,12 @@ class BayesianOptimizer:
         reason = _initial_reason(self.acquisition, n_observations, n_pending)
         chosen: list[Suggestion] = []
         seen = set(excluded)
+        size = self.space.size
+        if size is not None and size <= ENUMERATE_SIZE:
+            # A small discrete space: stop as soon as its free cells are all chosen.
+            n = min(n, sum(h not in seen for h in self._all_cells()[2]))
+            if n == 0:
+                return []
         # Sobol points form one sequence: the first N of 2**m points are the first N
         # of 2**(m + k), so the design is drawn in growing powers of two as needed.
         limit = draw_index + max(n, SOBOL_WALK)
@@ -465,7 +482,6 @@ class BayesianOptimizer:
             if len(chosen) == n:
                 return chosen
         # Only a space whose draws repeat gets here; list a discrete one's free cells.
-        size = self.space.size
         if size is not None and size <= FALLBACK_SIZE:
             _, cells, hashes = self._all_cells()
             for params, digest in zip(cells, hashes, strict=True):

@@ -120,7 +120,11 @@ def test_column_info() -> None:
     assert by_name["values_numeric"].encoding == "ordinal"
     assert by_name["loguniform"].encoding == "log"
     assert by_name["lognormal"].encoding == "lognormal"
-    assert [g.name for g in encoder.onehot_groups] == ["values_categorical", "values_bool", "pvalues"]
+    assert [g.name for g in encoder.onehot_groups] == [
+        "values_categorical",
+        "values_bool",
+        "pvalues",
+    ]
     expected = np.zeros(encoder.dims, bool)
     for group in encoder.onehot_groups:
         expected[group.columns] = True
@@ -242,7 +246,10 @@ def test_pvalues_outcome_with_zero_probability_is_never_decoded() -> None:
 
 def test_list_valued_params_are_refused() -> None:
     space = Space.from_matrix(
-        {"ok": {"uniform": {"low": 0, "high": 1}}, "widths": {"uniform": {"low": 0, "high": 1, "size": 3}}}
+        {
+            "ok": {"uniform": {"low": 0, "high": 1}},
+            "widths": {"uniform": {"low": 0, "high": 1, "size": 3}},
+        }
     )
     with pytest.raises(ValueError, match="'widths'"):
         Encoder(space)

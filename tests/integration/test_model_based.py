@@ -1,0 +1,230 @@
+"""Bayesian optimization and TPE over HTTP: four workers on Branin, and the precompute worker."""
+
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+
+BRANIN_MIN = 0.397887
+BRANIN_SPACE = {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]}}
+
+
+def branin(x1: float, x2: float) -> float:
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+def worker(
+    base: str, group_id: int, pause: float = 0.0, after: float = 0.0
+) -> list[dict[str, Any]]:
+    """Ask, train for `pause` seconds, report; then wind down for `after` seconds."""
+    seen = []
+    with httpx.Client(base_url=base, timeout=60) as http:
+        while True:
+            answer = http.post(
+                f"/api/v1/groups/{group_id}/suggestions", json={"count": 1, "wait_seconds": 2}
+            )
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            if body["group_status"] not in ("created", "running"):
+                return seen
+            for trial in body["trials"]:
+                seen.append(trial)
+                time.sleep(pause)  # training
+                value = branin(**trial["params"])
+                done = http.post(
+                    f"/api/v1/trials/{trial['id']}/complete",
+                    json={"status": "succeeded", "values": {"loss": value}},
+                )
+                assert done.status_code == 200, done.text
+                time.sleep(after)  # saving checkpoints, writing logs: the worker refills meanwhile
+
+
+def create(server: LiveServer, spec: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(f"{server.url}/api/v1/groups", json={"hptuning": spec}, timeout=60)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def run_group(server: LiveServer, spec: dict[str, Any], workers: int = 4) -> tuple[dict, list]:
+    group = create(server, spec)
+    with ThreadPoolExecutor(workers) as pool:
+        seen = [
+            t
+            for got in pool.map(lambda _: worker(server.url, group["id"]), range(workers))
+            for t in got
+        ]
+    return httpx.get(f"{server.url}/api/v1/groups/{group['id']}").json(), seen
+
+
+def test_bo_on_branin_with_four_workers(pg_server: LiveServer) -> None:
+    spec = {
+        "concurrency": 4,
+        "seed": 1,
+        "matrix": BRANIN_SPACE,
+        "bo": {
+            "n_initial_trials": 8,
+            "n_iterations": 22,
+            "metric": {"name": "loss", "optimization": "minimize"},
+            "utility_function": {"acquisition_function": "ei", "eps": 0.0},
+        },
+    }
+    group, seen = run_group(pg_server, spec)
+    assert group["status"] == "done" and group["counts"]["succeeded"] == 30
+    assert group["best_trial"]["objective"] - BRANIN_MIN < 1.0
+    phases = [t["reason"]["phase"] for t in sorted(seen, key=lambda t: t["config_index"])]
+    assert phases[:8] == ["initial"] * 8 and set(phases[8:]) == {"model"}
+    model = [t["reason"] for t in seen if t["reason"]["phase"] == "model"]
+    assert all(r["predicted_mean"] is not None and r["predicted_std"] is not None for r in model)
+    assert any(r["n_pending"] > 0 for r in model)  # four workers: running trials were pending
+    assert len({(t["params"]["x1"], t["params"]["x2"]) for t in seen}) == 30
+
+
+def test_bo_without_utility_function_shows_its_defaults(pg_server: LiveServer) -> None:
+    spec = {
+        "matrix": BRANIN_SPACE,
+        "bo": {"n_initial_trials": 2, "n_iterations": 1, "metric": {"name": "loss"}},
+    }
+    utility = create(pg_server, spec)["hptuning"]["bo"]["utility_function"]
+    assert utility["acquisition_function"] == "ucb" and utility["kappa"] == 2.576
+    assert utility["gaussian_process"]["kernel"] == "matern"
+    assert utility["gaussian_process"]["nu"] == 2.5
+
+
+def test_tpe_on_branin_with_four_workers(pg_server: LiveServer) -> None:
+    spec = {
+        "concurrency": 4,
+        "seed": 2,
+        "matrix": BRANIN_SPACE,
+        "tpe": {
+            "n_experiments": 40,
+            "n_initial_trials": 10,
+            "metric": {"name": "loss", "optimization": "minimize"},
+        },
+    }
+    group, seen = run_group(pg_server, spec)
+    assert group["status"] == "done" and group["counts"]["succeeded"] == 40
+    assert group["best_trial"]["objective"] - BRANIN_MIN < 3.0
+    assert {t["reason"]["phase"] for t in seen} == {"initial", "model"}
+
+
+def test_discrete_bo_space_never_repeats(pg_server: LiveServer) -> None:
+    spec = {
+        "concurrency": 3,
+        "seed": 5,
+        "matrix": {"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]}},
+        "bo": {"n_initial_trials": 2, "n_iterations": 20, "metric": {"name": "loss"}},
+    }
+    group = create(pg_server, spec)
+    assert group["planned_trials"] == 6  # capped at the space's size
+    with ThreadPoolExecutor(3) as pool:
+        seen = [
+            t
+            for got in pool.map(lambda _: worker_discrete(pg_server.url, group["id"]), range(3))
+            for t in got
+        ]
+    assert sorted((t["params"]["a"], t["params"]["b"]) for t in seen) == sorted(
+        (a, b) for a in (1, 2, 3) for b in ("x", "y")
+    )
+
+
+def worker_discrete(base: str, group_id: int) -> list[dict[str, Any]]:
+    seen = []
+    with httpx.Client(base_url=base, timeout=60) as http:
+        while True:
+            body = http.post(
+                f"/api/v1/groups/{group_id}/suggestions", json={"count": 1, "wait_seconds": 1}
+            ).json()
+            if body["group_status"] not in ("created", "running"):
+                return seen
+            for trial in body["trials"]:
+                seen.append(trial)
+                value = trial["params"]["a"] + (trial["params"]["b"] == "y")
+                http.post(
+                    f"/api/v1/trials/{trial['id']}/complete",
+                    json={"status": "succeeded", "values": {"loss": value}},
+                )
+
+
+def test_group_fails_when_no_trial_reports_the_metric(pg_server: LiveServer) -> None:
+    spec = {
+        "concurrency": 2,
+        "matrix": BRANIN_SPACE,
+        "tpe": {"n_experiments": 10, "n_initial_trials": 2, "metric": {"name": "loss"}},
+    }
+    group = create(pg_server, spec)
+    url = f"{pg_server.url}/api/v1/groups/{group['id']}/suggestions"
+    for trial in httpx.post(url, json={"count": 2}).json()["trials"]:
+        httpx.post(
+            f"{pg_server.url}/api/v1/trials/{trial['id']}/complete",
+            json={"status": "succeeded", "values": {"accuracy": 0.5}},
+        )
+    answer = httpx.post(url, json={"count": 1}).json()
+    assert answer["group_status"] == "failed" and answer["trials"] == []
+    view = httpx.get(f"{pg_server.url}/api/v1/groups/{group['id']}").json()
+    assert "`loss`" in view["status_reason"]
+
+
+def test_list_valued_draws_are_refused_for_models(pg_server: LiveServer) -> None:
+    spec = {
+        "matrix": {"x": {"uniform": {"low": 0, "high": 1, "size": 3}}},
+        "bo": {"n_initial_trials": 2, "n_iterations": 1, "metric": {"name": "loss"}},
+    }
+    response = httpx.post(f"{pg_server.url}/api/v1/groups", json={"hptuning": spec})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == "hptuning.matrix"
+
+
+@pytest.fixture
+def precompute_worker(postgres_url: str, tmp_path: Path) -> Iterator[None]:
+    env = {**os.environ, "HPO_DATABASE_URL": postgres_url, "HPO_LOG_FORMAT": "json"}
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker", "--poll", "0.05"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield
+    process.terminate()
+    assert process.wait(timeout=15) == 0, (tmp_path / "worker.log").read_text()
+    log.close()
+
+
+def test_worker_serves_suggestions_from_the_queue(
+    pg_server: LiveServer, precompute_worker: None
+) -> None:
+    spec = {
+        "concurrency": 2,
+        "seed": 4,
+        "matrix": BRANIN_SPACE,
+        "bo": {
+            "n_initial_trials": 4,
+            "n_iterations": 8,
+            "metric": {"name": "loss", "optimization": "minimize"},
+        },
+    }
+    group = create(pg_server, spec)
+    with ThreadPoolExecutor(2) as pool:
+        seen = [
+            t
+            for got in pool.map(
+                lambda _: worker(pg_server.url, group["id"], pause=0.3, after=1.5), range(2)
+            )
+            for t in got
+        ]
+    assert len(seen) == 12
+    queued = [t for t in seen if t["reason"].get("queued")]
+    assert queued, [t["reason"] for t in seen]
+    model_queued = [t for t in queued if t["reason"]["phase"] == "model"]
+    assert model_queued  # the worker fitted the model off the request path
