@@ -9,12 +9,12 @@ from datetime import timedelta
 import anyio
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from app.api import groups, health, problems, trials
-from app.api.middleware import BodySizeLimit, RequestContext
+from app.api.middleware import BodySizeLimit
 from app.config import Settings, get_settings
+from app.dashboard.routes import router as dashboard_router
 from app.db import migrate
 from app.db.engine import Database
 from app.logging import configure_logging
@@ -80,9 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(trials.router)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    app.include_router(dashboard_router)
 
     def openapi() -> dict:
         # The create route reads its body itself (JSON or YAML), so FastAPI does
@@ -98,5 +96,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
-    app.add_middleware(RequestContext)
     return app

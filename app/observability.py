@@ -7,7 +7,9 @@ of them adds them all up.
 
 import os
 import time
+import uuid
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,7 +41,12 @@ LEASE_EXPIRIES = Counter("hpo_lease_expiries_total", "Trials whose lease ran out
 
 
 class RequestMetrics:
-    """Counts and times every request under its route's template, not its raw path."""
+    """Counts and times every request under its route's template, not its raw path.
+
+    It also binds a request id (the client's `X-Request-ID`, or a new one) to
+    the request's log lines and sends it back: one wrapper, not two, on every
+    request.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,11 +57,20 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")[:100]
+                break
+        request_id = request_id or uuid.uuid4().hex[:16]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         try:

@@ -1,37 +1,8 @@
-"""ASGI middleware: a request id on every log line, and a cap on body size."""
+"""ASGI middleware: a cap on body size. (The request id lives in app.observability.)"""
 
 import json
-import uuid
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-class RequestContext:
-    """Binds a request id (the client's `X-Request-ID`, or a new one) to the logs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:100]
-                break
-        request_id = request_id or uuid.uuid4().hex[:16]
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 class BodySizeLimit:

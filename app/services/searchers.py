@@ -15,6 +15,11 @@ _MAX_CACHED = 512
 _cache: dict[tuple[int, datetime], Searcher] = {}
 
 
+def cached_searcher(group: RowMapping) -> Searcher | None:
+    """The searcher of a group already built in this process, without reading its spec."""
+    return _cache.get((group["id"], group["created_at"]))
+
+
 def searcher_for(group: RowMapping) -> Searcher:
     key = (group["id"], group["created_at"])
     searcher = _cache.get(key)

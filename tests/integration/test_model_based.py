@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, _libpq
 
 BRANIN_MIN = 0.397887
 BRANIN_SPACE = {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]}}
@@ -201,30 +202,51 @@ def precompute_worker(postgres_url: str, tmp_path: Path) -> Iterator[None]:
     log.close()
 
 
+def fresh_queue_entries(postgres_url: str, group_id: int) -> int:
+    """Queued suggestions computed from the group's current results."""
+    with psycopg.connect(_libpq(postgres_url)) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM suggestion_queue q WHERE q.group_id = %(g)s AND q.basis = "
+            "(SELECT count(*) FROM trials t WHERE t.group_id = %(g)s "
+            "AND t.status IN ('succeeded', 'failed', 'stopped'))",
+            {"g": group_id},
+        ).fetchone()[0]
+
+
 def test_worker_serves_suggestions_from_the_queue(
-    pg_server: LiveServer, precompute_worker: None
+    pg_server: LiveServer, precompute_worker: None, postgres_url: str
 ) -> None:
     spec = {
-        "concurrency": 2,
+        "concurrency": 1,
         "seed": 4,
         "matrix": BRANIN_SPACE,
         "bo": {
-            "n_initial_trials": 4,
-            "n_iterations": 8,
+            "n_initial_trials": 3,
+            "n_iterations": 5,
             "metric": {"name": "loss", "optimization": "minimize"},
         },
     }
     group = create(pg_server, spec)
-    with ThreadPoolExecutor(2) as pool:
-        seen = [
-            t
-            for got in pool.map(
-                lambda _: worker(pg_server.url, group["id"], pause=0.3, after=1.5), range(2)
+    seen = []
+    with httpx.Client(base_url=pg_server.url, timeout=60) as http:
+        for _ in range(8):
+            # Give the worker the time a real client spends between trials.
+            deadline = time.monotonic() + 60
+            while fresh_queue_entries(postgres_url, group["id"]) == 0:
+                assert time.monotonic() < deadline, "the worker never refilled the queue"
+                time.sleep(0.05)
+            started = time.perf_counter()
+            answer = http.post(
+                f"/api/v1/groups/{group['id']}/suggestions", json={"count": 1}
+            ).json()
+            took = time.perf_counter() - started
+            (trial,) = answer["trials"]
+            seen.append((trial, took))
+            http.post(
+                f"/api/v1/trials/{trial['id']}/complete",
+                json={"status": "succeeded", "values": {"loss": branin(**trial["params"])}},
             )
-            for t in got
-        ]
-    assert len(seen) == 12
-    queued = [t for t in seen if t["reason"].get("queued")]
-    assert queued, [t["reason"] for t in seen]
-    model_queued = [t for t in queued if t["reason"]["phase"] == "model"]
-    assert model_queued  # the worker fitted the model off the request path
+    assert all(t["reason"].get("queued") for t, _ in seen), [t["reason"] for t, _ in seen]
+    assert [t["reason"]["phase"] for t, _ in seen] == ["initial"] * 3 + ["model"] * 5
+    final = httpx.get(f"{pg_server.url}/api/v1/groups/{group['id']}").json()
+    assert final["status"] == "done" and final["counts"]["succeeded"] == 8
