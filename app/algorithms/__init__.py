@@ -29,14 +29,6 @@ DEFAULT_UTILITY = {
 
 
 @dataclass(frozen=True)
-class Observation:
-    """A finished trial as a model-based search sees it."""
-
-    params: dict[str, Any]
-    value: float
-
-
-@dataclass(frozen=True)
 class ModelBased:
     """A model-based search (bo, tpe) and its budget of trials."""
 

@@ -52,6 +52,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
 from threadpoolctl import ThreadpoolController
 
+from app.algorithms.base import Observation, Suggestion
 from app.algorithms.encoding import Encoder
 from app.algorithms.space import Space, params_hash
 
@@ -93,32 +94,6 @@ def _one_blas_thread() -> Any:
     if _THREADPOOLS is None:  # finding the loaded libraries costs ~0.2 s, once
         _THREADPOOLS = ThreadpoolController()
     return _THREADPOOLS.limit(limits=1, user_api="blas")
-
-
-@dataclass(frozen=True)
-class Observation:
-    """A finished trial with the metric: its params and the raw metric value."""
-
-    params: dict[str, Any]
-    value: float
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """A configuration to run and why it was chosen.
-
-    `reason` is JSON-able: "phase" ("initial" or "model"), "acquisition",
-    "acquisition_value" (on the standardised, maximised scale), "predicted_mean"
-    and "predicted_std" (the GP's belief about the metric there, in the metric's
-    own units and direction; observation noise excluded), "pending_strategy" (set
-    when fantasies were in the model for this choice), "n_observations" and
-    "n_pending" (the fantasies the model held for this choice: running trials and
-    earlier picks of the batch; in the initial phase, the running trials).
-    """
-
-    params: dict[str, Any]
-    params_hash: str
-    reason: dict[str, Any]
 
 
 def acquisition(

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from app.algorithms.base import Observation, Suggestion
 from app.algorithms.space import Param, Space, params_hash, permuted_index
 
 UNIFORM_KINDS = frozenset({"uniform", "quniform", "loguniform", "qloguniform"})
@@ -62,23 +63,6 @@ TINY = 1e-300
 LOG_TINY = math.log(TINY)
 # Part of every seed, which keeps TPE's streams apart from Space.sample's.
 STREAM_TAG = 0x7E5
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One finished trial as TPE sees it: its configuration and raw metric value."""
-
-    params: dict[str, Any]
-    value: float
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """One configuration to run, with a JSON-able account of why it was chosen."""
-
-    params: dict[str, Any]
-    params_hash: str
-    reason: dict[str, Any]
 
 
 def _is_number(value: Any) -> bool:

@@ -12,7 +12,8 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select
 
-from app.algorithms import ModelBased, Observation
+from app.algorithms import ModelBased
+from app.algorithms.base import Observation
 from app.db.tables import suggestion_queue, trials, utcnow
 
 log = structlog.get_logger(__name__)

@@ -53,8 +53,9 @@ function makeContext() {
     onDispose(fn) {
       cleanups.push(fn);
     },
-    // Runs `task` now and then every `interval` ms for as long as it returns true,
-    // skipping turns while the tab is hidden. `stamp` shows when the data last came.
+    // Runs `task` now and then every `interval` ms (a number, or a function giving one)
+    // for as long as it returns true, skipping turns while the tab is hidden. `stamp`
+    // shows when the data last came.
     live(task, { interval = 2000, stamp } = {}) {
       let timer = 0;
       let running = false;
@@ -62,7 +63,7 @@ function makeContext() {
         timers.delete(timer);
         if (controller.signal.aborted || running) return;
         if (document.hidden) {
-          timer = setTimeout(turn, interval);
+          timer = setTimeout(turn, 1000);
           timers.add(timer);
           return;
         }
@@ -79,7 +80,7 @@ function makeContext() {
           running = false;
         }
         if (again && !controller.signal.aborted) {
-          timer = setTimeout(turn, interval);
+          timer = setTimeout(turn, typeof interval === "function" ? interval() : interval);
           timers.add(timer);
         }
       };

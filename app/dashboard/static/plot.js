@@ -88,7 +88,8 @@ const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 720
 
 function timeTicks(lo, hi, count) {
   const span = hi - lo;
-  const step = TIME_STEPS.find((st) => span / st <= count) || 30 * 86400 * SECOND;
+  const day = 86400 * SECOND;
+  const step = TIME_STEPS.find((st) => span / st <= count) || Math.ceil(span / count / day) * day;
   const offset = new Date(lo).getTimezoneOffset() * 60 * SECOND; // align to local time
   const out = [];
   for (let t = Math.ceil((lo - offset) / step) * step + offset; t <= hi; t += step) out.push(t);
@@ -110,7 +111,8 @@ export function scale(kind, domain, range, { pad = 0, integer = false, ticks = n
   let a = log ? Math.log10(d0) : d0;
   let b = log ? Math.log10(d1) : d1;
   if (!(b > a)) {
-    const widen = log ? 0.5 : a === 0 ? 1 : Math.abs(a) * 0.1;
+    let widen = log ? 0.5 : a === 0 ? 1 : Math.abs(a) * 0.1;
+    if (kind === "time") widen = 30 * SECOND;
     a -= widen;
     b += widen;
   }
@@ -551,7 +553,8 @@ export function renderCurves(svg, w, hgt, d) {
       }),
     );
     const n = series.filter((se) => (se.status || "other") === key).length;
-    legend.push({ label: `${d.statusLabel?.(key) ?? key} (${n})`, color, shape: "line" });
+    const label = d.statusLabel ? d.statusLabel(key) : `${key} (${n})`;
+    legend.push({ label, color, shape: "line" });
   }
   if (ends.has("stopped")) {
     layer.append(
@@ -633,7 +636,8 @@ export function renderParallel(svg, w, hgt, d) {
     }
     paths[binOf(rank, n, bins)].push(seg);
   });
-  const opacity = n < 200 ? 0.8 : n < 2000 ? 0.45 : 0.22;
+  // Fainter as lines pile up, so that 10,000 of them still show where they gather.
+  const opacity = Math.max(0.05, Math.min(0.8, 6 / Math.sqrt(n)));
   const g = s("g", { class: "pc-lines" });
   paths.forEach((p, b) => {
     g.append(

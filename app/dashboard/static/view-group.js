@@ -148,6 +148,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
   let trialsVersion = 0;
   let drawnVersion = -1;
   let missing = false;
+  let renderMs = 0;
 
   // ---------------------------------------------------------------- loading
   async function fetchPages(params) {
@@ -322,7 +323,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     // For anyone measuring (the end-to-end tests do): fetching, then drawing.
     const kind = first ? "first" : "refresh";
     performance.measure(`hpo:fetch:${kind}`, { start: t0, end: t1 });
-    performance.measure(`hpo:render:${kind}`, { start: t1, end: performance.now() });
+    const drawn = performance.measure(`hpo:render:${kind}`, { start: t1, end: performance.now() });
+    renderMs = drawn.duration;
     const live = !GROUP_FINAL.has(group.status) || group.counts.running > 0 || group.counts.pending > 0;
     return live;
   }
@@ -464,8 +466,11 @@ export function groupView(root, ctx, { params: [rawId] }) {
       `${objName()} of each finished trial by the time it finished, and the best so far.`,
       { label: `${objName()} of finished trials over time, with the best so far`, render: renderScatter },
     );
-    const timed = done.filter((t) => t.finished_at).map((t) => ({ t, at: Date.parse(t.finished_at) }));
+    let timed = done.filter((t) => t.finished_at).map((t) => ({ t, at: Date.parse(t.finished_at) }));
     timed.sort((a, b) => a.at - b.at);
+    // Imported results all finish at the same instant: then their order tells more.
+    const byOrder = timed.length > 1 && timed.at(-1).at - timed[0].at < 1000;
+    if (byOrder) timed = done.map((t, i) => ({ t, at: i + 1 }));
     const groups = { succeeded: [], stopped: [], failed: [] };
     for (const e of timed) (groups[e.t.status] || groups.failed).push(e);
     const series = [
@@ -492,7 +497,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
       }
     }
     plot.update({
-      x: { kind: "time", label: "finished at" },
+      x: byOrder ? { kind: "linear", label: "trial, in order", integer: true } : { kind: "time", label: "finished at" },
       y: { kind: yKind(), label: `${objName()} ${better() === "low" ? "(lower is better)" : "(higher is better)"}` },
       series,
       lines: bx.length ? [{ label: "best so far", color: "#222", xs: bx, ys: by, step: true, extendTo: timed.at(-1)?.at }] : [],
@@ -504,8 +509,9 @@ export function groupView(root, ctx, { params: [rawId] }) {
 
   function paramDims(done) {
     const matrix = group.hptuning?.matrix || {};
-    const names = [];
-    for (const t of done) for (const k of Object.keys(t.params || {})) if (!names.includes(k)) names.push(k);
+    const seen = new Set();
+    for (const t of done) for (const k of Object.keys(t.params || {})) seen.add(k);
+    const names = [...Object.keys(matrix).filter((k) => seen.has(k)), ...[...seen].filter((k) => !(k in matrix))];
     return names.map((name) => {
       const values = done.map((t) => t.params?.[name]);
       const numeric = values.every((v) => typeof v === "number" && Number.isFinite(v));
@@ -732,7 +738,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
       { label: "Metric curves of trials over their steps", render: renderCurves },
       { before: picker },
     );
-    const namesKey = `${names.join("\n")}|${metricTruncated}`;
+    const namesKey = `${names.join("\n")}|${metricTruncated && metricItems.length > 0}`;
     if (plots.metricNamesKey !== namesKey) {
       plots.metricNamesKey = namesKey;
       const current = names.includes(metricName) ? metricName : names[0];
@@ -741,7 +747,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
         await syncMetrics();
         drawCurves();
       });
-      fill(picker, names.length ? sel.element : "", metricTruncated ? h("span", { class: "muted small" }, `latest ${CURVE_TRIALS} trials shown`) : "");
+      fill(picker, names.length ? sel.element : "", metricTruncated && metricItems.length ? h("span", { class: "muted small" }, `latest ${CURVE_TRIALS} trials shown`) : "");
     }
     const bestId = group.best_trial?.id;
     plot.update({
@@ -892,11 +898,14 @@ export function groupView(root, ctx, { params: [rawId] }) {
   });
 
   stamp.textContent = "Loading…";
+  // Every 2 s; a group so big that drawing it takes long is redrawn less often.
+  const interval = () => Math.max(2000, Math.min(10000, renderMs * 5));
   const liveLoop = ctx.live(load, {
-    interval: 2000,
+    interval,
     stamp: (text, live) => {
       if (missing) return;
-      stamp.textContent = live ? `${text} · refreshing every 2 s` : `${text} · not refreshing: the group has ended`;
+      const every = Math.round(interval() / 1000);
+      stamp.textContent = live ? `${text} · refreshing every ${every} s` : `${text} · not refreshing: the group has ended`;
       stamp.dataset.live = live ? "true" : "false";
     },
   });
