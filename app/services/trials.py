@@ -26,7 +26,7 @@ from app.db.tables import groups, metrics, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.observability import LEASE_EXPIRIES, SUGGESTIONS
 from app.schemas.api import StopAnswer, SuggestionResponse, TrialView
-from app.services import fastpath, modelsearch
+from app.services import fastpath, modelsearch, tx
 from app.services.groups import FINISHED, check_params, mark_stopped
 from app.services.searchers import searcher_for
 from app.services.views import TRIAL_COLUMNS, load_group, trial_view
@@ -45,7 +45,7 @@ def suggest(
     now = utcnow()
     if count == 1 and (fast := fastpath.suggest_one(conn, group_id, worker_id, now)):
         trial, algorithm = fast
-        _log_handed(group_id, algorithm, [trial], worker_id)
+        tx.after_commit(conn, lambda: _log_handed(group_id, algorithm, [trial], worker_id))
         return SuggestionResponse(trials=[trial], group_status="running")
     group = load_group(conn, group_id, lock=True)
     if group is None:
@@ -104,7 +104,8 @@ def suggest(
             update(groups).where(groups.c.id == group_id).values(updated_at=now, **changes)
         )
 
-    _log_handed(group_id, group["algorithm"], handed, worker_id)
+    algorithm = group["algorithm"]
+    tx.after_commit(conn, lambda: _log_handed(group_id, algorithm, handed, worker_id))
     retry_after = None
     if not handed and status not in FINISHED:
         # Full: a slot frees when any trial ends. Not full but nothing to give: the
@@ -628,12 +629,15 @@ def complete(
             objective = _objective_value(conn, trial, values)
             conn.execute(update(trials).where(trials.c.id == trial_id).values(objective=objective))
             view.objective = objective
-        log.info(
-            "trial.completed",
-            group_id=view.group_id,
-            trial_id=trial_id,
-            status=status,
-            objective=view.objective,
+        tx.after_commit(
+            conn,
+            lambda: log.info(
+                "trial.completed",
+                group_id=view.group_id,
+                trial_id=trial_id,
+                status=status,
+                objective=view.objective,
+            ),
         )
         if values:
             _check_thresholds(conn, trial, values, now)

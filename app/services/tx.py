@@ -25,6 +25,7 @@ T = TypeVar("T", bound=BaseModel)
 # PostgreSQL's deadlock_detected and serialization_failure: safe to run again.
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}
 _ATTEMPTS = 4
+_AFTER_COMMIT = "hpo.after_commit"
 
 
 @dataclass(frozen=True)
@@ -80,24 +81,52 @@ def _run_once(
     write: bool,
     keep: Callable[[T], bool] | None,
 ) -> T:
+    hooks: list[Callable[[], None]] = []
     with db.write() if write else db.read() as conn:
-        if idem is not None:
-            stored = _stored_answer(conn, idem)
-            if stored is not None:
-                return model.model_validate(stored)
-        result = fn(conn, *args)
-        if idem is not None and (keep is None or keep(result)):
-            conn.execute(
-                insert(idempotency_keys).values(
-                    scope=idem.scope,
-                    key=idem.key,
-                    request_hash=idem.request_hash,
-                    status_code=200,
-                    response=result.model_dump(mode="json"),
-                    created_at=utcnow(),
-                )
+        conn.info[_AFTER_COMMIT] = hooks
+        try:
+            result = _in_transaction(conn, fn, args, model, idem, keep)
+        finally:
+            del conn.info[_AFTER_COMMIT]
+    for hook in hooks:
+        hook()
+    return result
+
+
+def after_commit(conn: Connection, hook: Callable[[], None]) -> None:
+    """Run `hook` once the current transaction has committed (logging, counters).
+
+    Work that need not be inside the transaction stays out of it: a suggestion
+    holds its group's lock until the commit.
+    """
+    conn.info[_AFTER_COMMIT].append(hook)
+
+
+def _in_transaction(
+    conn: Connection,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    model: type[T],
+    idem: IdempotencyKey | None,
+    keep: Callable[[T], bool] | None,
+) -> T:
+    if idem is not None:
+        stored = _stored_answer(conn, idem)
+        if stored is not None:
+            return model.model_validate(stored)
+    result = fn(conn, *args)
+    if idem is not None and (keep is None or keep(result)):
+        conn.execute(
+            insert(idempotency_keys).values(
+                scope=idem.scope,
+                key=idem.key,
+                request_hash=idem.request_hash,
+                status_code=200,
+                response=result.model_dump(mode="json"),
+                created_at=utcnow(),
             )
-        return result
+        )
+    return result
 
 
 def _stored_answer(conn: Connection, idem: IdempotencyKey) -> dict[str, Any] | None:

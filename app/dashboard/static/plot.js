@@ -143,13 +143,15 @@ const r1 = (v) => Math.round(v * 10) / 10;
 export function createPlot(container, { label, height = 260, render, minWidth }) {
   const legend = h("ul", { class: "legend", hidden: true });
   const svg = s("svg", { class: "plot-svg", role: "img", "aria-label": label });
+  // The tooltip and the hover ring live outside the <svg>, on layers of their own, so
+  // that moving them never repaints a plot of 10,000 points.
   const tip = h("div", { class: "plot-tip", "aria-hidden": "true", hidden: true });
-  const box = h("div", { class: "plot-box" }, svg, tip);
+  const ring = h("div", { class: "plot-ring", "aria-hidden": "true", hidden: true });
+  const box = h("div", { class: "plot-box" }, svg, ring, tip);
   const root = h("div", { class: "plot" }, legend, box);
   container.append(root);
   let data = null;
   let picker = null;
-  let marker = null;
   let lastWidth = 0;
   let frame = 0;
 
@@ -167,7 +169,6 @@ export function createPlot(container, { label, height = 260, render, minWidth })
     svg.replaceChildren();
     const out = render(svg, width, hgt, data) || {};
     picker = out.picker || null;
-    marker = null;
     svg.dataset.points = String(out.count ?? 0);
     svg.classList.toggle("pickable", Boolean(picker?.pick));
     legend.replaceChildren(
@@ -187,8 +188,7 @@ export function createPlot(container, { label, height = 260, render, minWidth })
 
   function hideTip() {
     tip.hidden = true;
-    marker?.remove();
-    marker = null;
+    ring.hidden = true;
   }
 
   function hitAt(event) {
@@ -200,18 +200,15 @@ export function createPlot(container, { label, height = 260, render, minWidth })
   svg.addEventListener("pointermove", (event) => {
     const hit = hitAt(event);
     if (!hit) return hideTip();
-    tip.textContent = hit.label;
+    if (tip.textContent !== hit.label) tip.textContent = hit.label;
     tip.hidden = false;
-    const boxRect = box.getBoundingClientRect();
-    const svgRect = svg.getBoundingClientRect();
-    const x = hit.x + svgRect.left - boxRect.left + box.scrollLeft;
-    const y = hit.y + svgRect.top - boxRect.top;
+    ring.hidden = false;
+    // The <svg> sits at the top left of the box's scrolled content.
+    const x = hit.x;
+    const y = hit.y;
     const left = Math.min(x + 12, box.scrollLeft + box.clientWidth - tip.offsetWidth - 4);
-    tip.style.left = `${Math.max(0, left)}px`;
-    tip.style.top = `${y + 14}px`;
-    marker?.remove();
-    marker = s("circle", { cx: hit.x, cy: hit.y, r: 6, class: "hover-mark" });
-    svg.append(marker);
+    tip.style.transform = `translate(${Math.max(0, left)}px, ${y + 14}px)`;
+    ring.style.transform = `translate(${x - 7}px, ${y - 7}px)`;
   });
   svg.addEventListener("pointerleave", hideTip);
   svg.addEventListener("click", (event) => {
@@ -441,7 +438,9 @@ export function renderScatter(svg, w, hgt, d) {
   const legend = d.series
     .filter((se) => se.xs.length)
     .map((se) => ({ label: `${se.label} (${se.xs.length})`, color: se.color, shape: se.shape }));
-  for (const line of d.lines || []) legend.push({ label: line.label, color: line.color, shape: "line" });
+  for (const line of d.lines || []) {
+    legend.push({ label: line.label, color: line.color, shape: "line" });
+  }
   const picker = pointPicker(
     px.subarray(0, n),
     py.subarray(0, n),

@@ -165,7 +165,12 @@ export function createView(root, ctx) {
     "div",
     { class: "editor" },
     h("div", { class: "gutter", "aria-hidden": "true" }, gutter),
-    h("div", { class: "code" }, h("div", { class: "backdrop", "aria-hidden": "true" }, backdrop), textarea),
+    h(
+      "div",
+      { class: "code" },
+      h("div", { class: "backdrop", "aria-hidden": "true" }, backdrop),
+      textarea,
+    ),
   );
   const errorsBox = h("div", { id: errorsId, class: "spec-errors", tabindex: "-1", hidden: true });
   const exampleSelect = h(
@@ -224,7 +229,9 @@ export function createView(root, ctx) {
     fill(
       gutter,
       all.map((_, i) =>
-        h("div", { class: bad.has(i + 1) ? "ln bad" : "ln" }, bad.has(i + 1) ? `! ${i + 1}` : i + 1),
+        bad.has(i + 1)
+          ? h("div", { class: "ln bad" }, `! ${i + 1}`)
+          : h("div", { class: "ln" }, i + 1),
       ),
     );
     if (!bad.size) {
@@ -325,7 +332,8 @@ export function createView(root, ctx) {
 
   async function readFile(file) {
     if (file.size > MAX_BYTES) {
-      showErrors([{ path: "", message: `${file.name} is over 1 MiB, the service's limit.` }], "The file is too large");
+      const message = `${file.name} is over 1 MiB, the service's limit.`;
+      showErrors([{ path: "", message }], "The file is too large");
       return;
     }
     setText(await file.text());
@@ -378,7 +386,8 @@ export function createView(root, ctx) {
     event.preventDefault();
     const text = textarea.value;
     if (!text.trim()) {
-      showErrors([{ path: "", message: "Paste or upload a specification first." }], "Nothing to create");
+      const message = "Paste or upload a specification first.";
+      showErrors([{ path: "", message }], "Nothing to create");
       return;
     }
     if (idempotency.text !== text) idempotency = { text, key: newKey() };

@@ -34,7 +34,14 @@ import { progressBar } from "./view-groups.js";
 const PAGE_LIMIT = 1000;
 const CURVE_TRIALS = 200;
 const TABLE_PAGE = 50;
-const LOG_KINDS = new Set(["loguniform", "qloguniform", "lognormal", "qlognormal", "logspace", "geomspace"]);
+const LOG_KINDS = new Set([
+  "loguniform",
+  "qloguniform",
+  "lognormal",
+  "qlognormal",
+  "logspace",
+  "geomspace",
+]);
 const LIVE = new Set(["pending", "running"]);
 
 export function paramsText(params) {
@@ -50,11 +57,17 @@ export function paramsTable(params, caption) {
     "table",
     { class: "kv" },
     caption ? h("caption", { class: "visually-hidden" }, caption) : null,
-    h("thead", null, h("tr", null, h("th", { scope: "col" }, "Param"), h("th", { scope: "col" }, "Value"))),
+    h(
+      "thead",
+      null,
+      h("tr", null, h("th", { scope: "col" }, "Param"), h("th", { scope: "col" }, "Value")),
+    ),
     h(
       "tbody",
       null,
-      rows.map(([k, v]) => h("tr", null, h("th", { scope: "row" }, k), h("td", { class: "mono" }, fmtParam(v)))),
+      rows.map(([k, v]) =>
+        h("tr", null, h("th", { scope: "row" }, k), h("td", { class: "mono" }, fmtParam(v))),
+      ),
     ),
   );
 }
@@ -72,6 +85,22 @@ function card(title, description, ...rest) {
 
 function go(trialId) {
   location.hash = `#/trials/${trialId}`;
+}
+
+function hasObjective(t) {
+  return t.objective !== null && t.objective !== undefined;
+}
+
+function countsText(counts) {
+  const parts = Object.entries(counts)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k} ${v}`);
+  return parts.join(", ") || "no trials";
+}
+
+function bestLine(xs, ys, extendTo) {
+  if (!xs.length) return [];
+  return [{ label: "best so far", color: "#222", xs, ys, step: true, extendTo }];
 }
 
 export function groupView(root, ctx, { params: [rawId] }) {
@@ -118,8 +147,18 @@ export function groupView(root, ctx, { params: [rawId] }) {
   );
 
   root.append(
-    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Groups"), " / ", `Group ${gid}`),
-    h("div", { class: "page-head" }, h("div", { class: "title-line" }, title, statusSlot), h("div", { class: "actions" }, stopButton, exportButton)),
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumb" },
+      h("a", { href: "#/" }, "Groups"),
+      ` / Group ${gid}`,
+    ),
+    h(
+      "div",
+      { class: "page-head" },
+      h("div", { class: "title-line" }, title, statusSlot),
+      h("div", { class: "actions" }, stopButton, exportButton),
+    ),
     meta,
     notes,
     h("div", { class: "status-line" }, stamp, actionMessage),
@@ -240,7 +279,9 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const maxId = list.at(-1).id;
     const requests = [fetchPages({ cursor: maxId })];
     if (wasLive.length) requests.push(fetchPages({ status: "running" }));
-    if (wasLive.some((t) => t.status === "pending")) requests.push(fetchPages({ status: "pending" }));
+    if (wasLive.some((t) => t.status === "pending")) {
+      requests.push(fetchPages({ status: "pending" }));
+    }
     const pages = await Promise.all(requests);
     let changed = false;
     const seen = new Set();
@@ -288,7 +329,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
       `/api/v1/groups/${gid}/metrics${query({ name: metricName, limit: CURVE_TRIALS })}`,
       { signal: ctx.signal },
     );
-    const sig = (items) => items.map((m) => `${m.trial_id}:${m.steps.length}:${m.values.at(-1)}`).join(",");
+    const sig = (items) =>
+      items.map((m) => `${m.trial_id}:${m.steps.length}:${m.values.at(-1)}`).join(",");
     const changed = sig(got.items) !== sig(metricItems) || got.truncated !== metricTruncated;
     metricItems = got.items;
     metricTruncated = got.truncated;
@@ -307,7 +349,10 @@ export function groupView(root, ctx, { params: [rawId] }) {
       throw error;
     }
     if (ctx.disposed) return false;
-    const groupChanged = !group || group.updated_at !== fresh.updated_at || JSON.stringify(group.counts) !== JSON.stringify(fresh.counts);
+    const groupChanged =
+      !group ||
+      group.updated_at !== fresh.updated_at ||
+      JSON.stringify(group.counts) !== JSON.stringify(fresh.counts);
     group = fresh;
     const first = drawnVersion < 0;
     const t0 = performance.now();
@@ -325,8 +370,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     performance.measure(`hpo:fetch:${kind}`, { start: t0, end: t1 });
     const drawn = performance.measure(`hpo:render:${kind}`, { start: t1, end: performance.now() });
     renderMs = drawn.duration;
-    const live = !GROUP_FINAL.has(group.status) || group.counts.running > 0 || group.counts.pending > 0;
-    return live;
+    // A stopped group still has trials running until they hear it: follow them too.
+    return !GROUP_FINAL.has(group.status) || group.counts.running > 0 || group.counts.pending > 0;
   }
 
   function showMissing(error) {
@@ -336,7 +381,9 @@ export function groupView(root, ctx, { params: [rawId] }) {
       h(
         "p",
         { class: "panel" },
-        error.status === 404 ? "This group does not exist, or was deleted. " : "This group cannot be shown with your API key. ",
+        error.status === 404
+          ? "This group does not exist, or was deleted. "
+          : "This group cannot be shown with your API key. ",
         h("a", { href: "#/" }, "Back to the groups"),
       ),
     );
@@ -361,21 +408,35 @@ export function groupView(root, ctx, { params: [rawId] }) {
     );
     fill(
       notes,
-      group.status_reason ? h("p", { class: "note" }, h("strong", null, "Reason: "), group.status_reason) : "",
+      group.status_reason
+        ? h("p", { class: "note" }, h("strong", null, "Reason: "), group.status_reason)
+        : "",
       group.description ? h("p", null, group.description) : "",
-      group.warnings?.length ? h("ul", { class: "warnings" }, group.warnings.map((w) => h("li", null, w))) : "",
+      group.warnings?.length
+        ? h("ul", { class: "warnings" }, group.warnings.map((w) => h("li", null, w)))
+        : "",
     );
     stopButton.hidden = GROUP_FINAL.has(group.status);
     const finished = group.counts.succeeded + group.counts.failed + group.counts.stopped;
     fill(
       progressSlot,
       progressBar(finished, group.planned_trials, "Trials finished"),
-      h("p", { class: "muted small" }, `${fmtCount(group.proposed_trials)} proposed so far`, group.planned_trials ? ` of ${fmtCount(group.planned_trials)} planned` : ""),
+      h(
+        "p",
+        { class: "muted small" },
+        `${fmtCount(group.proposed_trials)} proposed so far`,
+        group.planned_trials ? ` of ${fmtCount(group.planned_trials)} planned` : "",
+      ),
     );
     fill(
       countsSlot,
       TRIAL_STATUSES.map((s) =>
-        h("li", { class: `count s-${s}`, "data-status": s }, h("span", { class: "n" }, fmtCount(group.counts[s])), h("span", { class: "what" }, s)),
+        h(
+          "li",
+          { class: `count s-${s}`, "data-status": s },
+          h("span", { class: "n" }, fmtCount(group.counts[s])),
+          h("span", { class: "what" }, s),
+        ),
       ),
     );
     const best = group.best_trial;
@@ -408,7 +469,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
 
   function describeTrial(t, extra = "") {
     const lines = [`Trial #${t.id} · ${t.status}`];
-    if (t.objective !== null && t.objective !== undefined) lines.push(`${objName()} ${fmtValue(t.objective)}`);
+    if (hasObjective(t)) lines.push(`${objName()} ${fmtValue(t.objective)}`);
     if (extra) lines.push(extra);
     const p = paramsText(t.params);
     lines.push(p.length > 120 ? `${p.slice(0, 119)}…` : p);
@@ -437,11 +498,12 @@ export function groupView(root, ctx, { params: [rawId] }) {
       logY = box.checked;
       renderPlots(true);
     });
-    return h("div", { class: "field check" }, box, h("label", { for: id }, "Logarithmic value axis"));
+    const label = h("label", { for: id }, "Logarithmic value axis");
+    return h("div", { class: "field check" }, box, label);
   }
 
   function renderPlots() {
-    const withObjective = list.filter((t) => t.objective !== null && t.objective !== undefined);
+    const withObjective = list.filter(hasObjective);
     const positive = withObjective.length > 0 && withObjective.every((t) => t.objective > 0);
     if (!positive) logY = false;
     if (!plots.logToggle && positive) {
@@ -464,9 +526,14 @@ export function groupView(root, ctx, { params: [rawId] }) {
       "objective",
       "Objective over time",
       `${objName()} of each finished trial by the time it finished, and the best so far.`,
-      { label: `${objName()} of finished trials over time, with the best so far`, render: renderScatter },
+      {
+        label: `${objName()} of finished trials over time, with the best so far`,
+        render: renderScatter,
+      },
     );
-    let timed = done.filter((t) => t.finished_at).map((t) => ({ t, at: Date.parse(t.finished_at) }));
+    let timed = done
+      .filter((t) => t.finished_at)
+      .map((t) => ({ t, at: Date.parse(t.finished_at) }));
     timed.sort((a, b) => a.at - b.at);
     // Imported results all finish at the same instant: then their order tells more.
     const byOrder = timed.length > 1 && timed.at(-1).at - timed[0].at < 1000;
@@ -497,11 +564,19 @@ export function groupView(root, ctx, { params: [rawId] }) {
       }
     }
     plot.update({
-      x: byOrder ? { kind: "linear", label: "trial, in order", integer: true } : { kind: "time", label: "finished at" },
-      y: { kind: yKind(), label: `${objName()} ${better() === "low" ? "(lower is better)" : "(higher is better)"}` },
+      x: byOrder
+        ? { kind: "linear", label: "trial, in order", integer: true }
+        : { kind: "time", label: "finished at" },
+      y: {
+        kind: yKind(),
+        label: `${objName()} ${better() === "low" ? "(lower is better)" : "(higher is better)"}`,
+      },
       series,
-      lines: bx.length ? [{ label: "best so far", color: "#222", xs: bx, ys: by, step: true, extendTo: timed.at(-1)?.at }] : [],
-      describe: (si, i) => describeTrial(series[si].items[i].t, `finished ${fmtTime(series[si].items[i].t.finished_at)}`),
+      lines: bestLine(bx, by, timed.at(-1)?.at),
+      describe: (si, i) => {
+        const t = series[si].items[i].t;
+        return describeTrial(t, `finished ${fmtTime(t.finished_at)}`);
+      },
       pick: (si, i) => go(series[si].items[i].t.id),
       empty: "No finished trial yet",
     });
@@ -511,7 +586,10 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const matrix = group.hptuning?.matrix || {};
     const seen = new Set();
     for (const t of done) for (const k of Object.keys(t.params || {})) seen.add(k);
-    const names = [...Object.keys(matrix).filter((k) => seen.has(k)), ...[...seen].filter((k) => !(k in matrix))];
+    const names = [
+      ...Object.keys(matrix).filter((k) => seen.has(k)),
+      ...[...seen].filter((k) => !(k in matrix)),
+    ];
     return names.map((name) => {
       const values = done.map((t) => t.params?.[name]);
       const numeric = values.every((v) => typeof v === "number" && Number.isFinite(v));
@@ -520,13 +598,19 @@ export function groupView(root, ctx, { params: [rawId] }) {
       if (numeric) {
         const log = LOG_KINDS.has(kind) && values.every((v) => v > 0);
         const distinct = new Set(values);
-        if (distinct.size > 12 || !("values" in option)) return { name, kind: log ? "log" : "linear", values };
+        if (distinct.size > 12 || !("values" in option)) {
+          return { name, kind: log ? "log" : "linear", values };
+        }
       }
       const keys = values.map((v) => fmtParam(v));
       let categories = [...new Set(keys)];
       if (Array.isArray(option.values)) {
         const order = option.values.map((v) => fmtParam(v));
-        categories = [...order.filter((c) => categories.includes(c)), ...categories.filter((c) => !order.includes(c))];
+        const present = new Set(categories);
+        categories = [
+          ...order.filter((c) => present.has(c)),
+          ...categories.filter((c) => !order.includes(c)),
+        ];
       } else {
         categories.sort();
       }
@@ -538,7 +622,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const plot = plotCard(
       "parallel",
       "Parallel coordinates",
-      "Each finished trial is a line through its params and its objective (the last axis); darker is better.",
+      "Each finished trial is a line through its params and its objective (the last axis); " +
+        "darker is better.",
       {
         label: "Parallel coordinates of the params against the objective",
         render: renderParallel,
@@ -550,7 +635,12 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const highlight = done.findIndex((t) => t.id === bestId);
     plot.update({
       dims: paramDims(done),
-      objective: { name: objName(), values: done.map((t) => t.objective), better: better(), kind: yKind() },
+      objective: {
+        name: objName(),
+        values: done.map((t) => t.objective),
+        better: better(),
+        kind: yKind(),
+      },
       highlight: highlight >= 0 ? highlight : null,
       describe: (i) => describeTrial(done[i]),
       pick: (i) => go(done[i].id),
@@ -565,7 +655,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const plot = plotCard(
       "rungs",
       hb.asynchronous ? "ASHA rungs" : "Hyperband brackets and rungs",
-      `Trials per rung (bars, the planned size dashed), the ${resource} each rung trains with, and how many went on.`,
+      `Trials per rung (bars, the planned size dashed), the ${resource} each rung trains ` +
+        "with, and how many went on.",
       {
         label: "Trials per bracket and rung, with promotions",
         render: renderRungs,
@@ -580,7 +671,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
       describe: (r) =>
         [
           `Bracket ${r.bracket}, rung ${r.rung} · ${resource} ${fmtValue(r.resource)}`,
-          `planned ${r.planned ?? "open"} · ${Object.entries(r.counts).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(", ") || "no trials"}`,
+          `planned ${r.planned ?? "open"} · ${countsText(r.counts)}`,
           `promoted ${r.promoted} · best ${fmtValue(r.best_value)}`,
         ].join("\n"),
     });
@@ -591,7 +682,17 @@ export function groupView(root, ctx, { params: [rawId] }) {
         "table",
         { class: "rungs-table compact" },
         h("caption", { class: "visually-hidden" }, "Rungs"),
-        h("thead", null, h("tr", null, ["Bracket", "Rung", resource, "Planned", "Finished", "Running", "Promoted", "Best"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["Bracket", "Rung", resource, "Planned", "Finished", "Running", "Promoted", "Best"].map(
+              (t) => h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
         h(
           "tbody",
           null,
@@ -620,7 +721,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const plot = plotCard(
       "promotions",
       "Promotions",
-      `${objName()} of each trial at the ${resource} it trained with; a line joins a trial to its promotion.`,
+      `${objName()} of each trial at the ${resource} it trained with; a line joins a trial ` +
+        "to its promotion.",
       { label: `${objName()} by ${resource}, promotions linked`, render: renderScatter },
     );
     const brackets = [...new Set(done.map((t) => t.bracket))].sort((a, b) => b - a);
@@ -638,7 +740,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const links = { color: "#8a94a3", x1: [], y1: [], x2: [], y2: [] };
     for (const t of done) {
       const parent = t.resume_from ? trials.get(t.resume_from) : null;
-      if (!parent || parent.objective === null || parent.objective === undefined) continue;
+      if (!parent || !hasObjective(parent)) continue;
       links.x1.push(parent.resource);
       links.y1.push(parent.objective);
       links.x2.push(t.resource);
@@ -648,14 +750,19 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const spread = resources.length ? Math.max(...resources) / Math.min(...resources) : 1;
     const distinct = [...new Set(resources)].sort((a, b) => a - b);
     plot.update({
-      x: { kind: spread >= 9 ? "log" : "linear", label: resource, ticks: distinct.length <= 8 ? distinct : null },
+      x: {
+        kind: spread >= 9 ? "log" : "linear",
+        label: resource,
+        ticks: distinct.length <= 8 ? distinct : null,
+      },
       y: { kind: yKind(), label: objName() },
       series,
       links,
       describe: (si, i) => {
         const t = series[si].items[i];
         const from = t.resume_from ? ` · promoted from #${t.resume_from}` : "";
-        return describeTrial(t, `bracket ${t.bracket}, rung ${t.rung}, ${resource} ${fmtValue(t.resource)}${from}`);
+        const where = `bracket ${t.bracket}, rung ${t.rung}, ${resource} ${fmtValue(t.resource)}`;
+        return describeTrial(t, `${where}${from}`);
       },
       pick: (si, i) => go(series[si].items[i].id),
       empty: "No finished trial yet",
@@ -666,7 +773,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const plot = plotCard(
       "order",
       "Order of suggestions",
-      "The objective of each trial in the order it was suggested, coloured by phase: initial (space-filling) or model-based.",
+      "The objective of each trial in the order it was suggested, coloured by phase: " +
+        "initial (space-filling) or model-based.",
       { label: "Objective by order of suggestion, coloured by phase", render: renderScatter },
     );
     const phases = [
@@ -682,7 +790,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const by = [];
     let best = null;
     for (const t of list) {
-      if (t.objective === null || t.objective === undefined) continue;
+      if (!hasObjective(t)) continue;
       const phase = t.reason?.phase in byPhase ? t.reason.phase : "other";
       byPhase[phase].push(t);
       const mean = t.reason?.predicted_mean;
@@ -711,12 +819,15 @@ export function groupView(root, ctx, { params: [rawId] }) {
       y: { kind: yKind(), label: objName() },
       series,
       bars: bars.xs.length ? bars : null,
-      lines: bx.length ? [{ label: "best so far", color: "#222", xs: bx, ys: by, step: true, extendTo: list.length }] : [],
+      lines: bestLine(bx, by, list.length),
       describe: (si, i) => {
         const t = series[si].items[i];
         const r = t.reason || {};
-        const predicted = Number.isFinite(r.predicted_mean) ? `predicted ${fmtValue(r.predicted_mean)} ± ${fmtValue(r.predicted_std)}` : "";
-        return describeTrial(t, [`suggestion ${order.get(t.id)} · ${r.phase || t.source}`, predicted].filter(Boolean).join(" · "));
+        const parts = [`suggestion ${order.get(t.id)} · ${r.phase || t.source}`];
+        if (Number.isFinite(r.predicted_mean)) {
+          parts.push(`predicted ${fmtValue(r.predicted_mean)} ± ${fmtValue(r.predicted_std)}`);
+        }
+        return describeTrial(t, parts.join(" · "));
       },
       pick: (si, i) => go(series[si].items[i].id),
       empty: "No finished trial yet",
@@ -734,7 +845,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
     const plot = plotCard(
       "curves",
       "Metric curves",
-      `The reported metric of the ${CURVE_TRIALS} most recent trials over their steps; a cross marks where a trial was stopped.`,
+      `The reported metric of the ${CURVE_TRIALS} most recent trials over their steps; ` +
+        "a cross marks where a trial was stopped.",
       { label: "Metric curves of trials over their steps", render: renderCurves },
       { before: picker },
     );
@@ -747,7 +859,13 @@ export function groupView(root, ctx, { params: [rawId] }) {
         await syncMetrics();
         drawCurves();
       });
-      fill(picker, names.length ? sel.element : "", metricTruncated && metricItems.length ? h("span", { class: "muted small" }, `latest ${CURVE_TRIALS} trials shown`) : "");
+      fill(
+        picker,
+        names.length ? sel.element : "",
+        metricTruncated && metricItems.length
+          ? h("span", { class: "muted small" }, `latest ${CURVE_TRIALS} trials shown`)
+          : "",
+      );
     }
     const bestId = group.best_trial?.id;
     plot.update({
@@ -758,9 +876,13 @@ export function groupView(root, ctx, { params: [rawId] }) {
         values: m.values,
         highlight: m.trial_id === bestId,
       })),
-      y: { kind: logY && metricItems.every((m) => m.values.every((v) => v > 0)) ? "log" : "linear", label: metricName || "metric" },
+      y: {
+        kind: logY && metricItems.every((m) => m.values.every((v) => v > 0)) ? "log" : "linear",
+        label: metricName || "metric",
+      },
       x: { label: "step" },
-      describe: (se, step, value) => `Trial #${se.key} · ${se.status}\nstep ${step}: ${metricName} ${fmtValue(value)}`,
+      describe: (se, step, value) =>
+        `Trial #${se.key} · ${se.status}\nstep ${step}: ${metricName} ${fmtValue(value)}`,
       pick: (se) => go(se.key),
       empty: metricName ? `No ${metricName} reported yet` : "No metric reported yet",
     });
@@ -774,7 +896,8 @@ export function groupView(root, ctx, { params: [rawId] }) {
   const tableStatus = h("p", { class: "muted small", "aria-live": "polite" });
 
   function trialsSection() {
-    const statusSel = select("Status", [["", "All"], ...TRIAL_STATUSES.map((s) => [s, s])], "", (v) => {
+    const statuses = [["", "All"], ...TRIAL_STATUSES.map((s) => [s, s])];
+    const statusSel = select("Status", statuses, "", (v) => {
       table.status = v;
       table.page = 0;
       renderTrials();
@@ -797,7 +920,17 @@ export function groupView(root, ctx, { params: [rawId] }) {
       "Trials",
       null,
       h("div", { class: "toolbar" }, statusSel.element, sortSel.element, tableStatus),
-      h("div", { class: "table-wrap" }, h("table", { class: "trials-table" }, h("caption", { class: "visually-hidden" }, "Trials of the group"), tableHead, tableBody)),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "trials-table" },
+          h("caption", { class: "visually-hidden" }, "Trials of the group"),
+          tableHead,
+          tableBody,
+        ),
+      ),
       pager,
     );
     c.id = "trials";
@@ -812,15 +945,20 @@ export function groupView(root, ctx, { params: [rawId] }) {
     let rows = table.status ? list.filter((t) => t.status === table.status) : list.slice();
     if (table.sort === "newest") rows.reverse();
     if (table.sort === "best") {
-      const has = (t) => t.objective !== null && t.objective !== undefined;
-      rows = rows.filter(has).sort((a, b) => (better() === "low" ? a.objective - b.objective : b.objective - a.objective)).concat(rows.filter((t) => !has(t)));
+      const sign = better() === "low" ? 1 : -1;
+      rows = rows
+        .filter(hasObjective)
+        .sort((a, b) => sign * (a.objective - b.objective))
+        .concat(rows.filter((t) => !hasObjective(t)));
     }
     const pages = Math.max(1, Math.ceil(rows.length / TABLE_PAGE));
     table.page = Math.min(table.page, pages - 1);
     const start = table.page * TABLE_PAGE;
     const shown = rows.slice(start, start + TABLE_PAGE);
     const cols = ["Trial", "Status", objName(), "Params"];
-    if (hyperband) cols.push("Bracket · rung", group.hptuning?.hyperband?.resource?.name || "resource");
+    if (hyperband) {
+      cols.push("Bracket · rung", group.hptuning?.hyperband?.resource?.name || "resource");
+    }
     if (modelBased) cols.push("Phase");
     cols.push("Finished");
     fill(tableHead, h("tr", null, cols.map((c) => h("th", { scope: "col" }, c))));
@@ -834,13 +972,20 @@ export function groupView(root, ctx, { params: [rawId] }) {
           h("td", null, badge(t.status)),
           h("td", { class: "num" }, fmtValue(t.objective)),
           h("td", { class: "params mono", title: paramsText(t.params) }, paramsText(t.params)),
-          hyperband ? [h("td", null, `${t.bracket ?? "—"} · ${t.rung ?? "—"}`), h("td", { class: "num" }, fmtValue(t.resource))] : "",
+          hyperband
+            ? [
+                h("td", null, `${t.bracket ?? "—"} · ${t.rung ?? "—"}`),
+                h("td", { class: "num" }, fmtValue(t.resource)),
+              ]
+            : "",
           modelBased ? h("td", null, t.reason?.phase || t.source) : "",
           h("td", null, timeEl(t.finished_at)),
         ),
       ),
     );
-    tableStatus.textContent = rows.length ? `${fmtCount(start + 1)}–${fmtCount(start + shown.length)} of ${fmtCount(rows.length)}` : "No trials";
+    tableStatus.textContent = rows.length
+      ? `${fmtCount(start + 1)}–${fmtCount(start + shown.length)} of ${fmtCount(rows.length)}`
+      : "No trials";
     const prev = h("button", { type: "button", disabled: table.page === 0 }, "Previous page");
     const next = h("button", { type: "button", disabled: table.page >= pages - 1 }, "Next page");
     prev.addEventListener("click", () => {
@@ -851,9 +996,10 @@ export function groupView(root, ctx, { params: [rawId] }) {
     next.addEventListener("click", () => {
       table.page += 1;
       renderTrials();
-      pager.querySelector("button:last-child:not([disabled])")?.focus() || pager.querySelector("button:not([disabled])")?.focus();
+      pager.querySelector("button:not([disabled])")?.focus();
     });
-    fill(pager, pages > 1 ? [prev, h("span", { class: "muted small" }, `Page ${table.page + 1} of ${pages}`), next] : "");
+    const where = h("span", { class: "muted small" }, `Page ${table.page + 1} of ${pages}`);
+    fill(pager, pages > 1 ? [prev, where, next] : "");
   }
 
   // ---------------------------------------------------------------- actions
@@ -905,7 +1051,9 @@ export function groupView(root, ctx, { params: [rawId] }) {
     stamp: (text, live) => {
       if (missing) return;
       const every = Math.round(interval() / 1000);
-      stamp.textContent = live ? `${text} · refreshing every ${every} s` : `${text} · not refreshing: the group has ended`;
+      stamp.textContent = live
+        ? `${text} · refreshing every ${every} s`
+        : `${text} · not refreshing: the group has ended`;
       stamp.dataset.live = live ? "true" : "false";
     },
   });

@@ -2,7 +2,18 @@
 // and why it stopped. Refreshes itself while the trial is pending or running.
 
 import { ApiError, getJSON } from "./api.js";
-import { algorithmName, badge, fill, fmtDuration, fmtParam, fmtTime, fmtValue, h, timeEl, uid } from "./dom.js";
+import {
+  algorithmName,
+  badge,
+  fill,
+  fmtDuration,
+  fmtParam,
+  fmtTime,
+  fmtValue,
+  h,
+  timeEl,
+  uid,
+} from "./dom.js";
 import { createPlot, renderCurves } from "./plot.js";
 import { paramsTable } from "./view-group.js";
 
@@ -18,7 +29,8 @@ function dl(rows) {
 
 function section(titleText, ...children) {
   const id = uid("sec");
-  return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, titleText), ...children);
+  const heading = h("h2", { id }, titleText);
+  return h("section", { class: "card", "aria-labelledby": id }, heading, ...children);
 }
 
 function trialLink(id) {
@@ -42,11 +54,20 @@ const REASON_LABELS = {
 // A sentence on why this configuration was tried, from what the trial and group say.
 function whySuggested(t, group) {
   const r = t.reason || {};
-  if (t.source === "user") return "A user enqueued this configuration; it was handed out before the algorithm's own.";
-  if (t.source === "import") return "Imported as a past result; the algorithm took it into account.";
-  if (t.replaces_id) return `A re-offer of trial #${t.replaces_id}, whose lease expired before it finished.`;
+  if (t.source === "user") {
+    return "A user enqueued this configuration; it was handed out before the algorithm's own.";
+  }
+  if (t.source === "import") {
+    return "Imported as a past result; the algorithm took it into account.";
+  }
+  if (t.replaces_id) {
+    return `A re-offer of trial #${t.replaces_id}, whose lease expired before it finished.`;
+  }
   if (r.phase === "initial") {
-    return "Initial phase: a space-filling draw made before the model has enough finished trials to learn from.";
+    return (
+      "Initial phase: a space-filling draw, made before the model has enough finished " +
+      "trials to learn from."
+    );
   }
   if (r.phase === "model") {
     const parts = ["Model phase: chosen because the model rated it best among the candidates"];
@@ -60,23 +81,35 @@ function whySuggested(t, group) {
     return `${parts.join("")}.`;
   }
   if (!group) return "";
+  const of = group.planned_trials ? ` of ${group.planned_trials}` : "";
   switch (group.algorithm) {
     case "grid":
-      return `Cell ${t.config_index + 1} of the grid${group.planned_trials ? ` of ${group.planned_trials}` : ""}, taken in order.`;
+      return `Cell ${t.config_index + 1}${of} of the grid, taken in order.`;
     case "random":
-      return `Random draw ${t.config_index + 1}${group.planned_trials ? ` of ${group.planned_trials}` : ""}, from the group's seed.`;
+      return `Random draw ${t.config_index + 1}${of}, from the group's seed.`;
     case "mapping":
       return `Entry ${t.config_index + 1} of the mapping.`;
     case "hyperband": {
       const res = group.hptuning?.hyperband?.resource?.name || "resource";
+      const amount = `${res} ${fmtValue(t.resource)}`;
       if (t.resume_from) {
-        return `Promoted from trial #${t.resume_from}: it was among the best of bracket ${t.bracket}, rung ${t.rung - 1}, so it goes on with ${res} ${fmtValue(t.resource)}${t.resume ? ", resuming from its checkpoint" : ", started afresh"}.`;
+        const how = t.resume ? "resuming from its checkpoint" : "started afresh";
+        return (
+          `Promoted from trial #${t.resume_from}: it was among the best of bracket ` +
+          `${t.bracket}, rung ${t.rung - 1}, so it goes on with ${amount}, ${how}.`
+        );
       }
-      return `A new configuration of bracket ${t.bracket}, starting at rung ${t.rung} with ${res} ${fmtValue(t.resource)}.`;
+      return `A new configuration of bracket ${t.bracket}, from rung ${t.rung} with ${amount}.`;
     }
     default:
       return `Proposed by ${algorithmName(group)}.`;
   }
+}
+
+function reasonValue(v) {
+  if (typeof v === "number") return fmtValue(v, 6);
+  if (typeof v === "object") return JSON.stringify(v);
+  return fmtParam(v);
 }
 
 function whyStopped(t) {
@@ -96,7 +129,12 @@ function whyStopped(t) {
 export function trialView(root, ctx, { params: [rawId] }) {
   const tid = Number(rawId);
   ctx.title(`Trial ${tid}`);
-  const crumbs = h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Groups"), " / …");
+  const crumbs = h(
+    "nav",
+    { class: "crumbs", "aria-label": "Breadcrumb" },
+    h("a", { href: "#/" }, "Groups"),
+    " / …",
+  );
   const title = h("h1", null, `Trial #${tid}`);
   const statusSlot = h("span", { class: "head-status" });
   const stamp = h("p", { class: "stamp muted" });
@@ -114,7 +152,12 @@ export function trialView(root, ctx, { params: [rawId] }) {
     h("div", { class: "page-head" }, h("div", { class: "title-line" }, title, statusSlot)),
     stamp,
     h("div", { class: "summary" }, section("Status", facts), section("Params", params)),
-    h("div", { class: "summary" }, section("Why it was suggested", why), section("Final values", values)),
+    h(
+      "div",
+      { class: "summary" },
+      section("Why it was suggested", why),
+      section("Final values", values),
+    ),
     stopped,
     h("h2", { class: "section-title" }, "Metrics"),
     charts,
@@ -132,7 +175,12 @@ export function trialView(root, ctx, { params: [rawId] }) {
       if (error instanceof ApiError && (error.status === 404 || error.status === 403)) {
         root.replaceChildren(
           h("h1", null, `Trial #${tid}`),
-          h("p", { class: "panel" }, "This trial does not exist, or cannot be shown. ", h("a", { href: "#/" }, "Back to the groups")),
+          h(
+            "p",
+            { class: "panel" },
+            "This trial does not exist, or cannot be shown. ",
+            h("a", { href: "#/" }, "Back to the groups"),
+          ),
         );
         return false;
       }
@@ -141,7 +189,10 @@ export function trialView(root, ctx, { params: [rawId] }) {
     if (!group) group = await getJSON(`/api/v1/groups/${trial.group_id}`, { signal: ctx.signal });
     const metrics = await getJSON(`/api/v1/trials/${tid}/metrics`, { signal: ctx.signal });
     if (ctx.disposed) return false;
-    const signature = JSON.stringify([trial, metrics.items.map((m) => [m.name, m.steps.length, m.values.at(-1)])]);
+    const signature = JSON.stringify([
+      trial,
+      metrics.items.map((m) => [m.name, m.steps.length, m.values.at(-1)]),
+    ]);
     if (signature !== seen) {
       seen = signature;
       render(trial, metrics.items);
@@ -162,19 +213,31 @@ export function trialView(root, ctx, { params: [rawId] }) {
     fill(
       leaseSlot,
       h("time", { datetime: t.lease_expires_at }, fmtTime(t.lease_expires_at)),
-      live ? (left > 0 ? ` (expires in ${fmtDuration(left)})` : " (past; the sweep will expire it)") : " (no longer held)",
+      !live
+        ? " (no longer held)"
+        : left > 0
+          ? ` (expires in ${fmtDuration(left)})`
+          : " (past; the next sweep expires it)",
     );
   }
 
   function render(t, metricItems) {
     const groupName = group.name || `Group ${group.id}`;
-    fill(crumbs, h("a", { href: "#/" }, "Groups"), " / ", h("a", { href: `#/groups/${group.id}` }, groupName), ` / Trial #${tid}`);
+    fill(
+      crumbs,
+      h("a", { href: "#/" }, "Groups"),
+      " / ",
+      h("a", { href: `#/groups/${group.id}` }, groupName),
+      ` / Trial #${tid}`,
+    );
     fill(statusSlot, badge(t.status));
     renderLease(t);
-    const duration =
-      t.started_at && (t.finished_at || LIVE.has(t.status))
-        ? fmtDuration(((t.finished_at ? Date.parse(t.finished_at) : Date.now()) - Date.parse(t.started_at)) / 1000)
-        : null;
+    let duration = null;
+    if (t.started_at && (t.finished_at || LIVE.has(t.status))) {
+      const end = t.finished_at ? Date.parse(t.finished_at) : Date.now();
+      duration = fmtDuration((end - Date.parse(t.started_at)) / 1000);
+    }
+    const known = (v) => v !== null && v !== undefined;
     const objective = group.objective;
     fill(
       facts,
@@ -189,8 +252,8 @@ export function trialView(root, ctx, { params: [rawId] }) {
         ["Started", timeEl(t.started_at, fmtTime(t.started_at))],
         ["Finished", timeEl(t.finished_at, fmtTime(t.finished_at))],
         duration ? ["Duration", duration] : null,
-        t.bracket !== null && t.bracket !== undefined ? ["Bracket · rung", `${t.bracket} · ${t.rung}`] : null,
-        t.resource !== null && t.resource !== undefined ? ["Resource", fmtValue(t.resource)] : null,
+        known(t.bracket) ? ["Bracket · rung", `${t.bracket} · ${t.rung}`] : null,
+        known(t.resource) ? ["Resource", fmtValue(t.resource)] : null,
         t.resume_from ? ["Continues", trialLink(t.resume_from)] : null,
         t.replaces_id ? ["Re-offer of", trialLink(t.replaces_id)] : null,
       ]),
@@ -209,7 +272,7 @@ export function trialView(root, ctx, { params: [rawId] }) {
       why,
       h("p", { class: "why" }, whySuggested(t, group)),
       extra.length
-        ? dl(extra.map(([k, v]) => [REASON_LABELS[k] || k, typeof v === "number" ? fmtValue(v, 6) : typeof v === "object" ? JSON.stringify(v) : fmtParam(v)]))
+        ? dl(extra.map(([k, v]) => [REASON_LABELS[k] || k, reasonValue(v)]))
         : "",
     );
     const stopText = whyStopped(t);
@@ -217,7 +280,9 @@ export function trialView(root, ctx, { params: [rawId] }) {
     stoppedText.textContent = stopText || "";
 
     if (!metricItems.length) {
-      fill(charts, h("p", { class: "muted" }, LIVE.has(t.status) ? "No metric reported yet." : "This trial reported no metric."));
+      const live = LIVE.has(t.status);
+      const none = live ? "No metric reported yet." : "This trial reported no metric.";
+      fill(charts, h("p", { class: "muted" }, none));
       plots.clear();
       return;
     }
@@ -226,9 +291,17 @@ export function trialView(root, ctx, { params: [rawId] }) {
       let plot = plots.get(m.name);
       if (!plot) {
         const id = uid("metric");
-        const c = h("section", { class: "card plot-card", "aria-labelledby": id, "data-metric": m.name }, h("h3", { id }, m.name));
+        const c = h(
+          "section",
+          { class: "card plot-card", "aria-labelledby": id, "data-metric": m.name },
+          h("h3", { id }, m.name),
+        );
         charts.append(c);
-        plot = createPlot(c, { label: `${m.name} of trial ${tid} over its steps`, render: renderCurves, height: 220 });
+        plot = createPlot(c, {
+          label: `${m.name} of trial ${tid} over its steps`,
+          render: renderCurves,
+          height: 220,
+        });
         ctx.onDispose(() => plot.destroy());
         plots.set(m.name, plot);
       }

@@ -3,7 +3,17 @@
 // followed by their indentation, list items by their dash. A path that ends inside a
 // flow mapping (`lr: {uniform: 'a:b'}`) lands on the line of the deepest key found.
 
-const KEY = /^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#"'{[\]},:-][^#:]*?|-[^\s#:][^#:]*?))\s*:(?=\s|$)/;
+// A key at the start of `rest`: "double quoted", 'single quoted' or plain, then a colon
+// followed by a blank or the end of the line.
+const KEY = new RegExp(
+  [
+    "^(?:",
+    '"((?:[^"\\\\]|\\\\.)*)"',
+    "|'((?:[^']|'')*)'",
+    "|([^\\s#\"'{[\\]},:-][^#:]*?|-[^\\s#:][^#:]*?)",
+    ")\\s*:(?=\\s|$)",
+  ].join(""),
+);
 
 function stripComment(text) {
   // A `#` starts a comment at the line start or after a blank, outside of quotes.
