@@ -174,6 +174,7 @@ function signIn(message) {
     // A full reload: nothing seen under another key stays in memory.
     location.reload();
   });
+  for (const link of document.querySelectorAll("nav.mainnav a")) link.removeAttribute("aria-current");
   main.replaceChildren(form);
   input.focus();
   renderAccount();

@@ -33,6 +33,19 @@ export function fill(el, ...children) {
   return addChildren(el, children);
 }
 
+// Re-renders `container` with `render()` and, when focus was on an element of it that
+// carries a `data-focus-key`, puts focus back on its new twin: a refresh must not throw
+// a keyboard user out of the table they are reading.
+export function keepFocus(container, render) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.focusKey : null;
+  render();
+  if (key) {
+    const twin = container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    twin?.focus({ preventScroll: true });
+  }
+}
+
 let idCounter = 0;
 export function uid(prefix = "id") {
   idCounter += 1;

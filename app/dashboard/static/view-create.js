@@ -220,12 +220,18 @@ export function createView(root, ctx) {
     return textarea.value.split("\n");
   }
 
+  let painted = "";
+
   function paint() {
     const all = lines();
     const bad = new Map();
     for (const e of errors) {
       if (e.line) bad.set(e.line, [...(bad.get(e.line) || []), e]);
     }
+    // Typing within a line changes nothing here: redraw only for new lines or errors.
+    const key = `${all.length}:${[...bad.keys()].join(",")}`;
+    if (key === painted && !bad.size) return;
+    painted = key;
     fill(
       gutter,
       all.map((_, i) =>

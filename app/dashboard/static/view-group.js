@@ -14,6 +14,7 @@ import {
   fmtTime,
   fmtValue,
   h,
+  keepFocus,
   objectiveText,
   select,
   timeEl,
@@ -85,6 +86,10 @@ function card(title, description, ...rest) {
 
 function go(trialId) {
   location.hash = `#/trials/${trialId}`;
+}
+
+function trialLink(id, text = `#${id}`) {
+  return h("a", { href: `#/trials/${id}`, "data-focus-key": `t${id}` }, text);
 }
 
 function hasObjective(t) {
@@ -443,18 +448,22 @@ export function groupView(root, ctx, { params: [rawId] }) {
     if (!best) {
       fill(bestSlot, h("p", { class: "muted" }, "No trial has succeeded yet."));
     } else {
-      fill(
-        bestSlot,
-        h(
-          "p",
-          { class: "best-line" },
-          h("a", { href: `#/trials/${best.id}`, class: "strong" }, `Trial #${best.id}`),
-          " · ",
-          group.objective ? `${group.objective.name} ` : "",
-          h("strong", { class: "best-value" }, fmtValue(best.objective)),
-          best.finished_at ? [" · ", timeEl(best.finished_at)] : "",
+      const link = trialLink(best.id, `Trial #${best.id}`);
+      link.classList.add("strong");
+      keepFocus(bestSlot, () =>
+        fill(
+          bestSlot,
+          h(
+            "p",
+            { class: "best-line" },
+            link,
+            " · ",
+            group.objective ? `${group.objective.name} ` : "",
+            h("strong", { class: "best-value" }, fmtValue(best.objective)),
+            best.finished_at ? [" · ", timeEl(best.finished_at)] : "",
+          ),
+          paramsTable(best.params, "Params of the best trial"),
         ),
-        paramsTable(best.params, "Params of the best trial"),
       );
     }
     specSlot.textContent = JSON.stringify(group.hptuning, null, 2);
@@ -484,6 +493,7 @@ export function groupView(root, ctx, { params: [rawId] }) {
       if (extra?.before) c.append(extra.before);
       plotsGrid.append(c);
       plots[key] = createPlot(c, options);
+      plots[key].note = c.querySelector("p.muted");
       if (extra?.after) c.append(extra.after);
       if (extra?.wide) c.classList.add("wide");
       ctx.onDispose(() => plots[key]?.destroy());
@@ -538,6 +548,10 @@ export function groupView(root, ctx, { params: [rawId] }) {
     // Imported results all finish at the same instant: then their order tells more.
     const byOrder = timed.length > 1 && timed.at(-1).at - timed[0].at < 1000;
     if (byOrder) timed = done.map((t, i) => ({ t, at: i + 1 }));
+    plot.note.textContent = byOrder
+      ? `${objName()} of each finished trial in the order of the trials (they all finished ` +
+        "at the same time: imported), and the best so far."
+      : `${objName()} of each finished trial by the time it finished, and the best so far.`;
     const groups = { succeeded: [], stopped: [], failed: [] };
     for (const e of timed) (groups[e.t.status] || groups.failed).push(e);
     const series = [
@@ -962,44 +976,50 @@ export function groupView(root, ctx, { params: [rawId] }) {
     if (modelBased) cols.push("Phase");
     cols.push("Finished");
     fill(tableHead, h("tr", null, cols.map((c) => h("th", { scope: "col" }, c))));
-    fill(
-      tableBody,
-      shown.map((t) =>
-        h(
-          "tr",
-          { "data-trial": t.id },
-          h("td", null, h("a", { href: `#/trials/${t.id}` }, `#${t.id}`)),
-          h("td", null, badge(t.status)),
-          h("td", { class: "num" }, fmtValue(t.objective)),
-          h("td", { class: "params mono", title: paramsText(t.params) }, paramsText(t.params)),
-          hyperband
-            ? [
-                h("td", null, `${t.bracket ?? "—"} · ${t.rung ?? "—"}`),
-                h("td", { class: "num" }, fmtValue(t.resource)),
-              ]
-            : "",
-          modelBased ? h("td", null, t.reason?.phase || t.source) : "",
-          h("td", null, timeEl(t.finished_at)),
-        ),
-      ),
-    );
+    const row = (t) =>
+      h(
+        "tr",
+        { "data-trial": t.id },
+        h("td", null, trialLink(t.id)),
+        h("td", null, badge(t.status)),
+        h("td", { class: "num" }, fmtValue(t.objective)),
+        h("td", { class: "params mono", title: paramsText(t.params) }, paramsText(t.params)),
+        hyperband
+          ? [
+              h("td", null, `${t.bracket ?? "—"} · ${t.rung ?? "—"}`),
+              h("td", { class: "num" }, fmtValue(t.resource)),
+            ]
+          : "",
+        modelBased ? h("td", null, t.reason?.phase || t.source) : "",
+        h("td", null, timeEl(t.finished_at)),
+      );
+    keepFocus(tableBody, () => fill(tableBody, shown.map(row)));
     tableStatus.textContent = rows.length
       ? `${fmtCount(start + 1)}–${fmtCount(start + shown.length)} of ${fmtCount(rows.length)}`
       : "No trials";
-    const prev = h("button", { type: "button", disabled: table.page === 0 }, "Previous page");
-    const next = h("button", { type: "button", disabled: table.page >= pages - 1 }, "Next page");
-    prev.addEventListener("click", () => {
-      table.page -= 1;
-      renderTrials();
-      pager.querySelector("button:not([disabled])")?.focus();
-    });
-    next.addEventListener("click", () => {
-      table.page += 1;
-      renderTrials();
-      pager.querySelector("button:not([disabled])")?.focus();
-    });
-    const where = h("span", { class: "muted small" }, `Page ${table.page + 1} of ${pages}`);
-    fill(pager, pages > 1 ? [prev, where, next] : "");
+    const turn = (step, text, disabled) => {
+      const button = h("button", { type: "button", disabled, "data-focus-key": text }, text);
+      button.addEventListener("click", () => {
+        table.page += step;
+        renderTrials();
+        if (document.activeElement === document.body) {
+          pager.querySelector("button:not([disabled])")?.focus();
+        }
+      });
+      return button;
+    };
+    keepFocus(pager, () =>
+      fill(
+        pager,
+        pages > 1
+          ? [
+              turn(-1, "Previous page", table.page === 0),
+              h("span", { class: "muted small" }, `Page ${table.page + 1} of ${pages}`),
+              turn(1, "Next page", table.page >= pages - 1),
+            ]
+          : "",
+      ),
+    );
   }
 
   // ---------------------------------------------------------------- actions

@@ -10,6 +10,7 @@ import {
   fmtCount,
   fmtValue,
   h,
+  keepFocus,
   objectiveText,
   select,
   timeEl,
@@ -95,7 +96,7 @@ export function groupsView(root, ctx, { query: params }) {
       h(
         "td",
         { "data-label": "Group", role: "cell" },
-        h("a", { href: `#/groups/${g.id}`, class: "strong" }, name),
+        h("a", { href: `#/groups/${g.id}`, class: "strong", "data-focus-key": `g${g.id}` }, name),
         h("span", { class: "muted id" }, ` #${g.id}`),
       ),
       h("td", { "data-label": "Status", role: "cell" }, badge(g.status)),
@@ -116,7 +117,7 @@ export function groupsView(root, ctx, { query: params }) {
   }
 
   function render() {
-    fill(body, items.map(row));
+    keepFocus(body, () => fill(body, items.map(row)));
     more.hidden = !cursor;
     empty.hidden = items.length > 0;
     table.hidden = items.length === 0;
@@ -135,9 +136,8 @@ export function groupsView(root, ctx, { query: params }) {
       signal: ctx.signal,
     });
     if (ctx.disposed) return false;
-    const grew = items.length <= limit;
     items = page.items;
-    cursor = grew ? page.next_cursor : cursor;
+    cursor = page.next_cursor;
     render();
     return items.some((g) => !GROUP_FINAL.has(g.status));
   }

@@ -54,6 +54,7 @@ export function keyLines(text) {
       let next = 0;
       if (stack.length && stack.at(-1).col === col && stack.at(-1).seq) next = stack.pop().key + 1;
       stack.push({ col, key: next, seq: true });
+      out.push({ line: index + 1, path: stack.map((e) => String(e.key)) });
       const after = rest.slice(1);
       const pad = after.length - after.trimStart().length;
       col += 1 + pad;
@@ -65,7 +66,7 @@ export function keyLines(text) {
     const key = match[1] ?? (match[2] !== undefined ? match[2].replace(/''/g, "'") : match[3]);
     while (stack.length && stack.at(-1).col >= col) stack.pop();
     stack.push({ col, key: key.trim(), seq: false });
-    out.push({ line: index + 1, path: stack.map((e) => String(e.key)), rest });
+    out.push({ line: index + 1, path: stack.map((e) => String(e.key)) });
   });
   return out;
 }
