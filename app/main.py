@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(body.pop("$defs", {}))
             components["GroupRequest"] = body
+            problems.document(schema)
         return app.openapi_schema or schema
 
     app.openapi = openapi  # type: ignore[method-assign]

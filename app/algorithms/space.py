@@ -43,6 +43,12 @@ def params_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def _brief(value: Any) -> str:
+    # Messages quote what was sent, but never a megabyte of it.
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _close(a: Any, b: Any) -> bool:
     numbers = (int, float)
     if isinstance(a, numbers) and isinstance(b, numbers):
@@ -131,7 +137,7 @@ class Param:
                 same_type = isinstance(value, bool) == isinstance(allowed, bool)
                 if same_type and (value == allowed or _close(value, allowed)):
                     return None
-            return f"{value!r} is not one of the values of this {self.kind} option."
+            return f"{_brief(value)} is not one of the values of this {self.kind} option."
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -150,7 +156,7 @@ class Param:
         # Quantized values may round just past a bound, so allow one step of slack.
         slack = float(a.get("q", 0))
         if not low - slack <= value <= high + slack:
-            return f"{value!r} is outside [{low}, {high}]."
+            return f"{_brief(value)} is outside [{low}, {high}]."
         return None
 
     def sample(self, rng: np.random.Generator) -> Any:

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 
 from app.config import Settings
 from app.db.engine import Database
@@ -17,6 +17,10 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+# Ids are 64-bit in the database: anything outside is refused before it gets there.
+MAX_ID = 2**63 - 1
+GroupId = Annotated[int, Path(ge=1, le=MAX_ID, description="A group's id.")]
+TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="A trial's id.")]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IdempotencyKeyHeader = Annotated[

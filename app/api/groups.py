@@ -10,7 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import DatabaseDep, IdempotencyKeyHeader, SettingsDep, idempotency
+from app.api.deps import (
+    MAX_ID,
+    DatabaseDep,
+    GroupId,
+    IdempotencyKeyHeader,
+    SettingsDep,
+    idempotency,
+)
 from app.schemas.api import (
     Deleted,
     GroupPage,
@@ -36,7 +43,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid input, with the path of each faulty field"},
 }
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[int | None, Query(ge=0, description="`next_cursor` of the previous page")]
+Cursor = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="`next_cursor` of the previous page")
+]
 
 _SPEC_BODY = {
     "requestBody": {
@@ -94,14 +103,17 @@ def list_groups(
 
 
 @router.get("/{group_id}", response_model=GroupView, responses=ERRORS)
-def get_group(group_id: int, db: DatabaseDep) -> GroupView:
+def get_group(group_id: GroupId, db: DatabaseDep) -> GroupView:
     """A group's status, trial counts and best trial so far."""
     return tx.run(db, service.get_group, group_id, model=GroupView, write=False)
 
 
 @router.post("/{group_id}/stop", response_model=GroupView, responses=ERRORS)
 def stop_group(
-    group_id: int, request: Request, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None
+    group_id: GroupId,
+    request: Request,
+    db: DatabaseDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> GroupView:
     """Stop a group: no new suggestions; running trials are told to stop."""
     idem = idempotency(idempotency_key, request)
@@ -110,7 +122,10 @@ def stop_group(
 
 @router.delete("/{group_id}", status_code=204, responses=ERRORS)
 def delete_group(
-    group_id: int, request: Request, db: DatabaseDep, idempotency_key: IdempotencyKeyHeader = None
+    group_id: GroupId,
+    request: Request,
+    db: DatabaseDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Delete a group with its trials and metrics."""
     idem = idempotency(idempotency_key, request)
@@ -120,7 +135,7 @@ def delete_group(
 
 @router.get("/{group_id}/trials", response_model=TrialPage, responses=ERRORS)
 def list_trials(
-    group_id: int,
+    group_id: GroupId,
     db: DatabaseDep,
     status: TrialStatus | None = None,
     limit: Limit = 100,
@@ -134,7 +149,7 @@ def list_trials(
 
 @router.get("/{group_id}/metrics", response_model=MetricSeriesList, responses=ERRORS)
 def group_metrics(
-    group_id: int,
+    group_id: GroupId,
     db: DatabaseDep,
     name: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 200,
@@ -147,7 +162,7 @@ def group_metrics(
 
 @router.post("/{group_id}/trials", status_code=201, response_model=TrialView, responses=ERRORS)
 def enqueue_trial(
-    group_id: int,
+    group_id: GroupId,
     body: TrialRequest,
     request: Request,
     db: DatabaseDep,
@@ -174,7 +189,7 @@ def enqueue_trial(
     },
 )
 def export_group(
-    group_id: int, db: DatabaseDep, format: Literal["csv", "json"] = "csv"
+    group_id: GroupId, db: DatabaseDep, format: Literal["csv", "json"] = "csv"
 ) -> StreamingResponse:
     """Every trial of a group, with params and final values, as CSV or JSON."""
     rows = service.export_rows(db, group_id)

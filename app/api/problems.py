@@ -67,7 +67,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.method in ("POST", "PUT", "PATCH") and media_type and "json" not in media_type:
+        body_at_fault = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+        if body_at_fault and media_type and "json" not in media_type:
             return problem(
                 415,
                 "Unsupported media type",
@@ -88,6 +89,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not decode: an invalid request like any other.
+            return problem(
+                422,
+                "Invalid request",
+                f"the body could not be read: {exc.detail}",
+                code="invalid_request",
+                errors=[{"path": "", "message": str(exc.detail), "type": "invalid_body"}],
+            )
         return problem(
             exc.status_code,
             str(exc.detail),
@@ -116,3 +126,34 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("request.failed")
         return problem(500, "Internal error", "an unexpected error occurred", code="internal_error")
+
+
+def document(schema: dict[str, Any]) -> None:
+    """Say in the OpenAPI document what the handlers above really send.
+
+    Every 4xx and 5xx is a Problem in `application/problem+json` (FastAPI would
+    write `application/json`, and its own validation-error shape for 422s), and
+    every route that reads a body may answer 413 (too large) and 415 (not JSON,
+    or for group creation neither JSON nor YAML).
+    """
+    problem_content = {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": "The body is too large"})
+                responses.setdefault(
+                    "415", {"description": "The body's media type is not read here"}
+                )
+            if operation.get("parameters") or "requestBody" in operation:
+                responses.setdefault(
+                    "422", {"description": "Invalid input, with the path of each faulty field"}
+                )
+            for code, response in responses.items():
+                if code[0] in "45":
+                    response["content"] = problem_content
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)

@@ -7,7 +7,7 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from app.api.deps import DatabaseDep, IdempotencyKeyHeader, idempotency
+from app.api.deps import DatabaseDep, GroupId, IdempotencyKeyHeader, TrialId, idempotency
 from app.schemas.api import (
     CompleteRequest,
     Heartbeat,
@@ -48,7 +48,7 @@ def _worth_keeping(answer: SuggestionResponse) -> bool:
 
 @router.post("/groups/{group_id}/suggestions", response_model=SuggestionResponse, responses=ERRORS)
 async def suggest(
-    group_id: int,
+    group_id: GroupId,
     body: SuggestionRequest,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -79,13 +79,13 @@ async def suggest(
 
 
 @router.get("/trials/{trial_id}", response_model=TrialView, responses=ERRORS)
-def get_trial(trial_id: int, db: DatabaseDep) -> TrialView:
+def get_trial(trial_id: TrialId, db: DatabaseDep) -> TrialView:
     """One trial: params, status, lease, final values."""
     return tx.run(db, service.get_trial, trial_id, model=TrialView, write=False)
 
 
 @router.get("/trials/{trial_id}/metrics", response_model=MetricSeriesList, responses=ERRORS)
-def trial_metrics(trial_id: int, db: DatabaseDep) -> MetricSeriesList:
+def trial_metrics(trial_id: TrialId, db: DatabaseDep) -> MetricSeriesList:
     """Every metric a trial reported, as curves over its steps."""
     return tx.run(
         db, group_service.trial_metric_series, trial_id, model=MetricSeriesList, write=False
@@ -94,7 +94,7 @@ def trial_metrics(trial_id: int, db: DatabaseDep) -> MetricSeriesList:
 
 @router.post("/trials/{trial_id}/metrics", response_model=StopAnswer, responses=ERRORS)
 def report_metrics(
-    trial_id: int,
+    trial_id: TrialId,
     body: MetricsReport,
     request: Request,
     db: DatabaseDep,
@@ -114,7 +114,7 @@ def report_metrics(
 
 @router.post("/trials/{trial_id}/heartbeat", response_model=StopAnswer, responses=ERRORS)
 def heartbeat(
-    trial_id: int,
+    trial_id: TrialId,
     db: DatabaseDep,
     body: Heartbeat | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -128,7 +128,7 @@ def heartbeat(
 
 @router.post("/trials/{trial_id}/complete", response_model=TrialView, responses=ERRORS)
 def complete(
-    trial_id: int,
+    trial_id: TrialId,
     body: CompleteRequest,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,

@@ -87,9 +87,9 @@ groups = Table(
     Column("objective_direction", String(10), nullable=False),
     Column("lease_seconds", Integer, nullable=False),
     # Trials the algorithm will propose in all; NULL when it has no fixed budget.
-    Column("planned_trials", Integer),
+    Column("planned_trials", BigInteger),
     # How many fresh configurations have been drawn: the next one is number `next_index`.
-    Column("next_index", Integer, nullable=False, default=0),
+    Column("next_index", BigInteger, nullable=False, default=0),
     Column("warnings", Json, nullable=False),
     # The `early_stopping` entries of the spec, kept apart so reports need not read `spec`.
     Column("early_stopping", Json),
@@ -109,7 +109,7 @@ trials = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("group_id", BigId, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
     # Which configuration of the algorithm this is (the grid cell, the random draw).
-    Column("config_index", Integer, nullable=False),
+    Column("config_index", BigInteger, nullable=False),
     # 0 for the first hand-out of a configuration, +1 each time an expired lease re-offers it.
     Column("attempt", Integer, nullable=False, default=0),
     Column("params", Json, nullable=False),

@@ -155,7 +155,14 @@ def _reject_constant(name: str) -> Any:
 
 def _load_json(text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        # A `\ud800` escape decodes to a lone surrogate: no text, and nothing to store.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return document
+    except UnicodeEncodeError:
+        raise _document_error(
+            "invalid_encoding", "The JSON holds an unpaired surrogate escape (like \\ud800)."
+        ) from None
     except json.JSONDecodeError as exc:
         raise _document_error(
             "invalid_json", f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -178,6 +185,10 @@ def _load_yaml(text: str) -> Any:
         raise _document_error("invalid_yaml", f"Invalid YAML: {exc}") from None
     except RecursionError:
         raise _document_error("invalid_yaml", "Invalid YAML: nested too deeply") from None
+    except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+        # PyYAML's own constructors raise these on tagged scalars they cannot read
+        # (`!!bool maybe`, an empty `!!timestamp`, an int past Python's digit limit).
+        raise _document_error("invalid_yaml", f"Invalid YAML: unreadable value ({exc})") from None
 
 
 def load_document(body: bytes, content_type: str | None) -> Any:
@@ -207,7 +218,17 @@ def load_document(body: bytes, content_type: str | None) -> Any:
             "invalid_encoding",
             f"The body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start}).",
         ) from None
-    return _load_json(text) if is_json else _load_yaml(text)
+    document = _load_json(text) if is_json else _load_yaml(text)
+    try:
+        # A `\ud800` escape decodes to a lone surrogate: no text, and nothing to store.
+        json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _document_error(
+            "invalid_encoding", "The document holds an unpaired surrogate escape (like \\ud800)."
+        ) from None
+    except (ValueError, RecursionError):
+        pass  # not JSON-able for other reasons (a huge int): validation says where
+    return document
 
 
 # --------------------------------------------------------------------------- shapes
@@ -311,6 +332,17 @@ def validate_group_document(document: Any) -> GroupRequest:
         raise _document_error(
             "invalid_document",
             f"The document must be a mapping at the top level, not {_describe_type(document)}.",
+        )
+    if "" in document:
+        raise _document_error("invalid_document", "A key at the top level is empty.")
+    odd_keys = [key for key in document if not isinstance(key, str)]
+    if odd_keys:
+        # YAML allows `true: 1` or `3: x` as keys; a group document names its parts.
+        raise SpecError(
+            [
+                {"path": str(key), "message": "Keys must be strings.", "type": "invalid_key"}
+                for key in odd_keys
+            ]
         )
     data, errors = _request_data(document)
     try:

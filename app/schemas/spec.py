@@ -175,6 +175,8 @@ _ResourceType = Annotated[
 ]
 
 _PositiveInt = Annotated[int, Field(ge=1)]
+# Counts of trials, kept well inside the database's integers.
+_Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
 _Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -373,6 +375,8 @@ def _parse_numeric_option(option: str, raw: Any) -> dict[str, int | float]:
 
 
 def _check_scalar(where: str, item: Any) -> Any:
+    if isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53:
+        raise _error("matrix_option", f"{where} must be an integer of magnitude at most 2**53")
     if isinstance(item, float) and not math.isfinite(item):
         raise _error("matrix_option", f"{where} must be a finite number, received {item!r}")
     if not isinstance(item, str | int | float):  # bool is an int subclass: accepted
@@ -571,16 +575,16 @@ class HyperbandResource(_Model):
 
 
 class GridSearch(_Model):
-    n_experiments: _PositiveInt | None = None
+    n_experiments: _Count | None = None
 
 
 class RandomSearch(_Model):
     # Required at run time by Polyaxon; left optional here as in its schema.
-    n_experiments: _PositiveInt | None = None
+    n_experiments: _Count | None = None
 
 
 class Hyperband(_Model):
-    max_iter: _PositiveInt
+    max_iter: Annotated[int, Field(ge=1, le=1_000_000)]
     # Polyaxon's schema allows eta >= 0, but log(eta) must be positive.
     eta: Annotated[float, Field(gt=1)]
     resource: HyperbandResource
@@ -590,7 +594,7 @@ class Hyperband(_Model):
         default=False,
         description="hpo-engine extension: promote as soon as a rung allows (ASHA-style).",
     )
-    n_experiments: _PositiveInt | None = Field(
+    n_experiments: _Count | None = Field(
         default=None,
         description=(
             "hpo-engine extension, asynchronous mode only: new configurations to draw "
@@ -649,8 +653,8 @@ PendingStrategy = Literal["constant_liar", "kriging_believer"]
 
 
 class BayesianOptimization(_Model):
-    n_initial_trials: _PositiveInt
-    n_iterations: Annotated[int, Field(ge=0)]
+    n_initial_trials: _Count
+    n_iterations: Annotated[int, Field(ge=0, le=1_000_000_000)]
     metric: Metric
     utility_function: UtilityFunction | None = None
     pending_strategy: PendingStrategy = Field(
@@ -666,8 +670,8 @@ class BayesianOptimization(_Model):
 class TPESearch(_Model):
     """hpo-engine extension: a Tree-structured Parzen Estimator (Polyaxon v1's hyperopt/tpe)."""
 
-    n_experiments: _PositiveInt
-    n_initial_trials: _PositiveInt = 10
+    n_experiments: _Count
+    n_initial_trials: _Count = 10
     metric: Metric
 
 
@@ -787,7 +791,7 @@ class HPTuning(_Model):
 
     model_config = ConfigDict(json_schema_extra=_mark_matrix_required)
 
-    concurrency: _PositiveInt | None = None
+    concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None
     # numpy's RandomState accepts 0 .. 2**32 - 1; 0 is a seed like any other.
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     matrix: dict[Annotated[str, Field(min_length=1)], MatrixOption] | None = Field(

@@ -47,4 +47,4 @@ def test_metrics_count_requests_suggestions_and_trials(pg_server: LiveServer) ->
 def test_health_and_readiness(pg_server: LiveServer) -> None:
     assert httpx.get(f"{pg_server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{pg_server.url}/readyz").json()
-    assert ready["status"] == "ok" and ready["schema"] == "0004"
+    assert ready["status"] == "ok" and ready["schema"] == "0005"
