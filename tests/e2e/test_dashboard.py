@@ -265,7 +265,8 @@ def test_create_watch_plots_trial_stop_and_list(page: "Page", pg_server: LiveSer
     expect(page.locator(".count[data-status=succeeded] .n")).to_have_text("0")
     page.evaluate("window.__sameDocument = true")
 
-    driver = Driver(pg_server.url, gid, n=15, hold=2, pause=0.08)
+    # Slow enough that the 2 s refresh sees the counts between their first and last value.
+    driver = Driver(pg_server.url, gid, n=15, hold=2, pause=0.6)
     driver.start()
     # The counts move while the worker trains, with no reload of the page.
     page.wait_for_function(
