@@ -61,6 +61,9 @@ WHERE t.id = %(trial_id)s AND t.status = 'running' AND g.id = t.group_id
 RETURNING {_TRIAL_COLUMNS}, g.objective_name, g.status AS group_status, g.early_stopping
 """
 _FAST_SEARCHERS = (GridSearch, RandomSearch, MappingSearch)
+# TODO(hpo): suggestions of `count > 1`, groups with enqueued or imported trials, and
+# SQLite take the general path; one lock per suggestion still serialises a group's
+# workers, which is what keeps throughput under the ceiling's (#2).
 
 
 def suggest_one(

@@ -124,6 +124,8 @@ def check_params(
     return Space.from_matrix(spec["matrix"]).check(params)
 
 
+# TODO(hpo): Hyperband does not use imported results: they have no bracket or rung,
+# and a rung's promotions need its own trials (#5).
 def _import_trials(
     conn: Connection,
     group_id: int,

@@ -74,6 +74,9 @@ def propose(
             f"none of the {basis} finished trials reported the metric "
             f"`{group['objective_name']}`: the model has nothing to learn from"
         )
+    # TODO(hpo): a client that asks right after completing finds every queued entry
+    # stale and waits for a fit; serving the batch of the previous basis (it saw the
+    # finished trial as pending) would be quicker but is refused by #4's rule (#4).
     rows = _take_fresh(conn, group_id, basis, wanted)
     if len(rows) < wanted:
         started = utcnow()
