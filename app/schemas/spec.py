@@ -682,34 +682,31 @@ _normalize_policy_kind = _spelling_normalizer(_POLICY_KINDS)
 _Percent = Annotated[float, Field(gt=0, lt=100)]
 
 
-class MedianPolicy(_Model):
+class _PolicyGate(_Model):
+    """When a policy looks at a trial: every `evaluation_interval` steps, from
+    `min_interval` on, with at least `min_samples` other trials at that step."""
+
+    evaluation_interval: _PositiveInt
+    min_interval: _PositiveInt | None = None
+    min_samples: _PositiveInt | None = None
+
+
+class MedianPolicy(_PolicyGate):
     kind: Literal["median"]
-    evaluation_interval: _PositiveInt
-    min_interval: _PositiveInt | None = None
-    min_samples: _PositiveInt | None = None
 
 
-class AveragePolicy(_Model):
+class AveragePolicy(_PolicyGate):
     kind: Literal["average"]
-    evaluation_interval: _PositiveInt
-    min_interval: _PositiveInt | None = None
-    min_samples: _PositiveInt | None = None
 
 
-class TruncationPolicy(_Model):
+class TruncationPolicy(_PolicyGate):
     kind: Literal["truncation"]
     percent: _Percent
-    evaluation_interval: _PositiveInt
-    min_interval: _PositiveInt | None = None
-    min_samples: _PositiveInt | None = None
 
 
-class DiffPolicy(_Model):
+class DiffPolicy(_PolicyGate):
     kind: Literal["diff"]
     percent: _Percent
-    evaluation_interval: _PositiveInt
-    min_interval: _PositiveInt | None = None
-    min_samples: _PositiveInt | None = None
 
 
 EarlyStoppingPolicy = Annotated[
