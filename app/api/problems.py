@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from app.errors import ServiceError
@@ -113,6 +114,19 @@ def install(app: FastAPI) -> None:
             503,
             "Service unavailable",
             "the database cannot be reached just now; try again",
+            code="unavailable",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every connection of this process's pool stayed busy past the pool's timeout:
+        # the service is overloaded, not broken; the client should back off and retry.
+        log.warning("database.pool_exhausted")
+        return problem(
+            503,
+            "Service unavailable",
+            "the service is busy; try again",
             code="unavailable",
             headers={"Retry-After": "1"},
         )
