@@ -10,12 +10,15 @@ from typing import Annotated
 import typer
 
 from app.cli_group import agent, group_cli
-from app.config import get_settings
+from app.cli_projects import key_cli, project_cli
+from app.config import get_settings, is_loopback
 
 cli = typer.Typer(help="hpo-engine: hyperparameter search as a service.", no_args_is_help=True)
 migrate_cli = typer.Typer(help="Move the database schema.", no_args_is_help=True)
 cli.add_typer(migrate_cli, name="migrate")
 cli.add_typer(group_cli, name="group")
+cli.add_typer(project_cli, name="project")
+cli.add_typer(key_cli, name="key")
 cli.command()(agent)
 
 
@@ -33,6 +36,15 @@ def serve(
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    host = host or settings.host
+    if settings.admin_key is None and not settings.allow_open and not is_loopback(host):
+        typer.echo(
+            f"hpo serve: refusing to serve {host} without API keys: anyone who reaches it could "
+            "read and change every search. Set HPO_ADMIN_KEY (then create project keys with "
+            "`hpo project`/`hpo key`), or set HPO_ALLOW_OPEN=true if the network is yours alone.",
+            err=True,
+        )
+        raise typer.Exit(2)
     if settings.migrate_on_start:
         # Once, here, before any server process starts; they are told not to.
         migrate.upgrade(settings.database_url)
@@ -42,7 +54,7 @@ def serve(
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=host or settings.host,
+        host=host,
         port=port or settings.port,
         workers=workers or settings.workers,
         access_log=settings.access_log,

@@ -44,6 +44,15 @@ TokenOption = Annotated[
     typer.Option("--token", envvar="HPO_TOKEN", help="Sent as a Bearer token.", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        envvar="HPO_PROJECT",
+        help="The project (with the admin key; a project's key works in its own).",
+        show_default=False,
+    ),
+]
 ParallelOption = Annotated[
     int, typer.Option("--parallel", "-n", min=1, help="Commands to run at once.")
 ]
@@ -238,6 +247,7 @@ def create(
     heartbeat: HeartbeatOption = None,
     grace: GraceOption = 10.0,
     quiet: QuietOption = False,
+    project: ProjectOption = None,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
@@ -259,7 +269,12 @@ def create(
         raise typer.BadParameter(f"no such file: {file}", param_hint="--file")
     body, content_type = _request_body(file, name, objective)
     with _service(url, token) as client:
-        group = client.post("/api/v1/groups", content=body, headers={"Content-Type": content_type})
+        group = client.post(
+            "/api/v1/groups",
+            content=body,
+            headers={"Content-Type": content_type},
+            params={"project": project} if project else None,
+        )
         if as_json:
             _print_json(group)
         else:
@@ -282,6 +297,7 @@ def list_groups(
         ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many groups.")] = 50,
+    project: ProjectOption = None,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
@@ -296,6 +312,8 @@ def list_groups(
             params: dict[str, Any] = {"limit": min(limit - len(items), 1000)}
             if status:
                 params["status"] = status
+            if project:
+                params["project"] = project
             if cursor:
                 params["cursor"] = cursor
             page = client.get("/api/v1/groups", params=params)

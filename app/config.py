@@ -3,10 +3,11 @@
 Every setting is listed in the README's settings table; keep the two in step.
 """
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     worker_queue_depth: int = Field(default=4, ge=1)
     housekeeping_seconds: float = Field(default=30.0, gt=0)
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    # With an admin key every API request needs a key; without one the service runs open,
+    # which it does only on a loopback address unless `allow_open` says so.
+    admin_key: SecretStr | None = Field(default=None, min_length=16)
+    allow_open: bool = False
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
 
@@ -42,6 +47,10 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def admin_key_value(self) -> str | None:
+        return self.admin_key.get_secret_value() if self.admin_key else None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -49,3 +58,12 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -11,7 +11,8 @@ import structlog
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.api import groups, health, problems, trials
+from app.api import groups, health, problems, projects, trials
+from app.api.auth import Authenticate
 from app.api.middleware import BodySizeLimit
 from app.config import Settings, get_settings
 from app.dashboard.routes import router as dashboard_router
@@ -58,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_overflow=settings.db_max_overflow,
         )
         log.info("service.started", database=app.state.db.engine.url.render_as_string())
+        if settings.admin_key is None:
+            log.warning(
+                "auth.open",
+                detail="no HPO_ADMIN_KEY: every request is served without a key; "
+                "use this only on a machine of your own",
+            )
         chores = asyncio.create_task(_housekeeping(app.state.db, settings))
         try:
             yield
@@ -79,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(groups.router)
     app.include_router(trials.router)
+    app.include_router(projects.router)
 
     app.include_router(dashboard_router)
 
@@ -95,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema or schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(Authenticate, admin_key=settings.admin_key_value)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app

@@ -35,5 +35,13 @@ IdempotencyKeyHeader = Annotated[
 
 
 def idempotency(key: str | None, request: Request, body: Any = None) -> IdempotencyKey | None:
-    """The stored-answer key of a state-changing request, when the client sent one."""
-    return IdempotencyKey.of(key, request.method, request.url.path, body) if key else None
+    """The stored-answer key of a state-changing request, when the client sent one.
+
+    Keys are the client's choice, so two projects may well pick the same one for
+    the same route: each project's answers are kept apart.
+    """
+    if not key:
+        return None
+    project_id = getattr(request.state, "principal", None) and request.state.principal.project_id
+    path = request.url.path if project_id is None else f"{request.url.path} @{project_id}"
+    return IdempotencyKey.of(key, request.method, path, body)

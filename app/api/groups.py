@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
+from app.api.auth import principal_of
 from app.api.deps import (
     MAX_ID,
     DatabaseDep,
@@ -25,6 +27,7 @@ from app.schemas.api import (
     GroupView,
     MetricSeriesList,
     Problem,
+    ProjectName,
     TrialPage,
     TrialRequest,
     TrialStatus,
@@ -32,8 +35,8 @@ from app.schemas.api import (
 )
 from app.schemas.documents import parse_group_document
 from app.services import groups as service
+from app.services import projects, tx
 from app.services import trials as trial_service
-from app.services import tx
 
 router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
 
@@ -43,6 +46,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid input, with the path of each faulty field"},
 }
 Limit = Annotated[int, Query(ge=1, le=1000)]
+ProjectQuery = Annotated[
+    ProjectName | None,
+    Query(description="The project (the admin's choice; a project key works in its own)."),
+]
 Cursor = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="`next_cursor` of the previous page")
 ]
@@ -75,6 +82,7 @@ async def create_group(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
+    project: ProjectQuery = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> GroupView:
     """Create a group from an `hptuning` section, a polyaxonfile, or the JSON form."""
@@ -82,24 +90,34 @@ async def create_group(
     group_request = parse_group_document(body, request.headers.get("content-type"))
     content = body.decode("utf-8", errors="replace")
     idem = idempotency(idempotency_key, request, content)
-    return await run_in_threadpool(
-        tx.run,
-        db,
-        service.create_group,
-        group_request,
-        content,
-        settings.default_lease_seconds,
-        model=GroupView,
-        idem=idem,
-    )
+    principal = principal_of(request)
+
+    def create(conn: Connection) -> GroupView:
+        project_id = projects.project_for_new_group(conn, principal, project)
+        return service.create_group(
+            conn, group_request, content, settings.default_lease_seconds, project_id
+        )
+
+    return await run_in_threadpool(tx.run, db, create, model=GroupView, idem=idem)
 
 
 @router.get("", response_model=GroupPage)
 def list_groups(
-    db: DatabaseDep, status: GroupStatus | None = None, limit: Limit = 50, cursor: Cursor = None
+    request: Request,
+    db: DatabaseDep,
+    status: GroupStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    project: ProjectQuery = None,
 ) -> GroupPage:
-    """List groups, newest first, optionally of one status."""
-    return tx.run(db, service.list_groups, status, limit, cursor, model=GroupPage, write=False)
+    """List groups, newest first, optionally of one status; a project key sees its own."""
+    principal = principal_of(request)
+
+    def page(conn: Connection) -> GroupPage:
+        project_id = projects.project_id_for(conn, principal, project)
+        return service.list_groups(conn, status, limit, cursor, project_id)
+
+    return tx.run(db, page, model=GroupPage, write=False)
 
 
 @router.get("/{group_id}", response_model=GroupView, responses=ERRORS)

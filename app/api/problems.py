@@ -148,14 +148,25 @@ def document(schema: dict[str, Any]) -> None:
     Every 4xx and 5xx is a Problem in `application/problem+json` (FastAPI would
     write `application/json`, and its own validation-error shape for 422s), and
     every route that reads a body may answer 413 (too large) and 415 (not JSON,
-    or for group creation neither JSON nor YAML).
+    or for group creation neither JSON nor YAML). Every `/api/` route takes an
+    API key (optional: an open service needs none) and may answer 401 and 403.
     """
     problem_content = {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
-    for path in schema.get("paths", {}).values():
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`hpo_...`) or the admin key; not needed when the "
+        "service runs open (no HPO_ADMIN_KEY, local use).",
+    }
+    for route, path in schema.get("paths", {}).items():
         for operation in path.values():
             responses = operation.setdefault("responses", {})
+            if route.startswith("/api/"):
+                operation["security"] = [{"apiKey": []}, {}]
+                responses.setdefault("401", {"description": "No key, or an unknown or revoked one"})
+                responses.setdefault("403", {"description": "The key's role does not allow this"})
             if "requestBody" in operation:
                 responses.setdefault("413", {"description": "The body is too large"})
                 responses.setdefault(

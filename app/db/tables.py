@@ -70,10 +70,45 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Teams: every group belongs to one project, and an API key sees only its own project.
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The project "default" (id 1) exists from the migration on: groups made without
+# naming a project, and every group made before projects existed, belong to it.
+DEFAULT_PROJECT_ID = 1
+
+# API keys: `key_id` is the public part of a key and finds the row; only a SHA-256
+# of the secret part is kept, compared in constant time.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("project_id", BigId, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("name", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
 groups = Table(
     "groups",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "project_id",
+        BigId,
+        ForeignKey("projects.id", ondelete="RESTRICT"),
+        nullable=False,
+        server_default=str(DEFAULT_PROJECT_ID),
+    ),
     Column("name", String(200)),
     Column("description", Text),
     Column("algorithm", String(20), nullable=False),
@@ -101,6 +136,7 @@ groups = Table(
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     Index(None, "status", "id"),
+    Index(None, "project_id", "id"),
 )
 
 trials = Table(

@@ -84,6 +84,7 @@ class RungView(BaseModel):
 
 class GroupSummary(BaseModel):
     id: int
+    project_id: int = Field(description="The project the group belongs to.")
     name: str | None
     algorithm: str
     status: GroupStatus
@@ -183,6 +184,63 @@ class MetricSeriesList(BaseModel):
 
 class Deleted(BaseModel):
     id: int
+
+
+ProjectName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="Lower-case letters, digits, `-` and `_`; up to 64 characters.",
+    ),
+]
+
+
+class ProjectRequest(Strict):
+    name: ProjectName
+
+
+class ProjectView(BaseModel):
+    id: int
+    name: str
+    groups: int = Field(description="How many groups the project holds.")
+    created_at: datetime
+
+
+class ProjectList(BaseModel):
+    items: list[ProjectView]
+
+
+class KeyRequest(Strict):
+    role: Literal["read", "write"] = Field(
+        description="`read`: look only (GET); `write`: also create groups and run trials."
+    )
+    name: str | None = Field(None, min_length=1, max_length=200, description="A note: whose key.")
+
+
+class KeyView(BaseModel):
+    key_id: str = Field(description="The public part of the key: names it, revokes it.")
+    project: str
+    role: Literal["read", "write"]
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(KeyView):
+    key: str = Field(description="The key to send as `Authorization: Bearer <key>`; shown once.")
+
+
+class KeyList(BaseModel):
+    items: list[KeyView]
+
+
+class Identity(BaseModel):
+    """Who the service takes the caller for."""
+
+    role: Literal["read", "write", "admin"]
+    project: str | None = Field(description="The key's project; null for the admin (all).")
+    key_id: str | None = None
+    open: bool = Field(description="True when the service runs without keys (local use).")
 
 
 class Problem(BaseModel):

@@ -13,7 +13,7 @@ from app.algorithms.mapping import MappingSearch
 from app.algorithms.random import RandomSearch
 from app.algorithms.space import Space, params_hash
 from app.db.engine import Database
-from app.db.tables import groups, metrics, trials, utcnow
+from app.db.tables import DEFAULT_PROJECT_ID, groups, metrics, trials, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.schemas.api import (
     Deleted,
@@ -32,7 +32,11 @@ FINISHED = ("done", "stopped", "failed")
 
 
 def create_group(
-    conn: Connection, request: GroupRequest, content: str | None, default_lease: int
+    conn: Connection,
+    request: GroupRequest,
+    content: str | None,
+    default_lease: int,
+    project_id: int = DEFAULT_PROJECT_ID,
 ) -> GroupView:
     spec = request.hptuning
     algorithm = spec.algorithm
@@ -81,6 +85,7 @@ def create_group(
     group_id = conn.execute(
         insert(groups)
         .values(
+            project_id=project_id,
             name=request.name,
             description=request.description,
             algorithm=algorithm,
@@ -107,6 +112,7 @@ def create_group(
     log.info(
         "group.created",
         group_id=group_id,
+        project_id=project_id,
         algorithm=algorithm,
         planned_trials=searcher.planned,
         concurrency=spec.concurrency or 1,
@@ -200,9 +206,17 @@ def get_group(conn: Connection, group_id: int) -> GroupView:
     return group_view(conn, group)
 
 
-def list_groups(conn: Connection, status: str | None, limit: int, cursor: int | None) -> GroupPage:
-    """Newest first; `cursor` is the id the previous page ended on."""
+def list_groups(
+    conn: Connection,
+    status: str | None,
+    limit: int,
+    cursor: int | None,
+    project_id: int | None = None,
+) -> GroupPage:
+    """Newest first; `cursor` is the id the previous page ended on; one project or all."""
     query = select(groups).order_by(groups.c.id.desc()).limit(limit + 1)
+    if project_id is not None:
+        query = query.where(groups.c.project_id == project_id)
     if status is not None:
         query = query.where(groups.c.status == status)
     if cursor is not None:

@@ -55,6 +55,7 @@ def objective_of(group: Mapping[str, Any]) -> Objective | None:
 def group_summary(group: RowMapping) -> GroupSummary:
     return GroupSummary(
         id=group["id"],
+        project_id=group["project_id"],
         name=group["name"],
         algorithm=group["algorithm"],
         status=group["status"],
