@@ -90,13 +90,21 @@ def free_port() -> int:
 class LiveServer:
     """`hpo serve` in a subprocess, as a user starts it."""
 
-    def __init__(self, database_url: str, *, workers: int = 1, log_path: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        workers: int = 1,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
             "HPO_DATABASE_URL": database_url,
             "HPO_LOG_FORMAT": "json",
+            **(env or {}),
         }
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()

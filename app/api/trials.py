@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from app.api.deps import DatabaseDep, GroupId, IdempotencyKeyHeader, TrialId, idempotency
+from app.errors import InvalidRequest
 from app.schemas.api import (
     CompleteRequest,
     Heartbeat,
@@ -56,7 +57,13 @@ async def suggest(
     """Hand out up to `count` trials to train; an empty list says when to ask again."""
     # The app's state, read directly: on the hottest route each FastAPI dependency costs.
     db, settings = request.app.state.db, request.app.state.settings
-    count = min(body.count, settings.max_suggestions_per_request)
+    count = body.count
+    if count > settings.max_suggestions_per_request:
+        limit = settings.max_suggestions_per_request
+        raise InvalidRequest(
+            f"count is over this service's limit of {limit} suggestions per request",
+            errors=[{"path": "count", "message": f"at most {limit}", "type": "less_than_equal"}],
+        )
     idem = idempotency(idempotency_key, request, body.model_dump())
     deadline = time.monotonic() + min(body.wait_seconds, settings.max_wait_seconds)
     while True:

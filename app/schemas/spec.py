@@ -81,6 +81,8 @@ MATRIX_OPTIONS: tuple[str, ...] = DISCRETE_OPTIONS + CONTINUOUS_OPTIONS
 # A discrete option with more values than this is refused: the algorithms
 # materialise value lists, and `range: 0:1e12:1` would exhaust memory.
 MAX_OPTION_VALUES = 1_000_000
+# Parameters of one search: far beyond what any algorithm here models well.
+MAX_PARAMETERS = 1000
 
 # Integers in ranges and distributions must be exact as float64 (BO works in
 # floats) and fit numpy's int64; 2**53 satisfies both.
@@ -791,9 +793,13 @@ class HPTuning(_Model):
     concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None
     # numpy's RandomState accepts 0 .. 2**32 - 1; 0 is a seed like any other.
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    matrix: dict[Annotated[str, Field(min_length=1)], MatrixOption] | None = Field(
-        default=None, validate_default=True
-    )
+    matrix: (
+        Annotated[
+            dict[Annotated[str, Field(min_length=1, max_length=200)], MatrixOption],
+            Field(max_length=MAX_PARAMETERS),
+        ]
+        | None
+    ) = Field(default=None, validate_default=True)
     grid_search: GridSearch | None = None
     random_search: RandomSearch | None = None
     hyperband: Hyperband | None = None

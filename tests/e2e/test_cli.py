@@ -257,3 +257,40 @@ def test_create_and_run_in_one_go(url: str, tmp_path: Path) -> None:
     assert shown["status"] == "done"
     assert [t["status"] for t in shown["trials"]] == ["succeeded"] * 3
     assert [t["values"] for t in shown["trials"]] == [{"loss": 0.5}] * 3
+
+
+def test_projects_and_keys_from_the_command_line(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    admin = "cli-admin-key-0123456789abcdef"
+    server = LiveServer(
+        postgres_url,
+        log_path=tmp_path_factory.mktemp("cli-auth") / "server.log",
+        env={"HPO_ADMIN_KEY": admin},
+    )
+    try:
+        made = hpo(server.url, "project", "create", "nlp", HPO_TOKEN=admin)
+        assert made.returncode == 0 and "Created project nlp" in made.stdout
+        key = hpo(server.url, "key", "create", "nlp", "--role", "write", HPO_TOKEN=admin)
+        assert key.returncode == 0 and "not shown again" in key.stderr
+        secret = key.stdout.strip()
+        assert secret.startswith("hpo_")
+        spec = tmp_path_factory.mktemp("cli-auth-spec") / "bare.yml"
+        spec.write_text(BARE_SECTION)
+        group = hpo(server.url, "group", "create", "-f", str(spec), "--json", HPO_TOKEN=secret)
+        assert group.returncode == 0, group.stderr
+        listed = hpo(server.url, "group", "list", "--json", HPO_TOKEN=secret)
+        assert [g["id"] for g in json.loads(listed.stdout)] == [json.loads(group.stdout)["id"]]
+        # Without a key, or with a project key on the admin's commands: refused, exit 1.
+        anonymous = hpo(server.url, "group", "list")
+        assert anonymous.returncode == 1 and "HTTP 401" in anonymous.stderr
+        assert hpo(server.url, "project", "list", HPO_TOKEN=secret).returncode == 1
+        keys = hpo(server.url, "key", "list", "nlp", "--json", HPO_TOKEN=admin)
+        key_id = json.loads(keys.stdout)["items"][0]["key_id"]
+        assert secret.split("_")[1] == key_id and secret not in keys.stdout
+        revoked = hpo(server.url, "key", "revoke", key_id, HPO_TOKEN=admin)
+        assert revoked.returncode == 0 and key_id in revoked.stdout
+        after = hpo(server.url, "group", "list", HPO_TOKEN=secret)
+        assert after.returncode == 1 and "revoked" in after.stderr
+    finally:
+        server.stop()

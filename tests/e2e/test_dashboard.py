@@ -529,33 +529,53 @@ def test_keyboard_use_and_accessible_names(page: "Page", pg_server: LiveServer):
         assert http.get(f"/api/v1/groups/{gid}").json()["status"] == "created"
 
 
-def test_sign_in_when_the_api_asks_for_a_key(page: "Page", pg_server: LiveServer):
-    seen: list[str | None] = []
-
-    def guard(route, request) -> None:
-        auth = request.headers.get("authorization")
-        seen.append(auth)
-        if auth != "Bearer e2e-key":
-            body = {"status": 401, "title": "Unauthorized", "detail": "an API key is required"}
-            route.fulfill(
-                status=401, content_type="application/problem+json", body=json.dumps(body)
-            )
-        else:
-            route.continue_()
-
-    page.route(re.compile(r".*/api/v1/.*"), guard)
-    page.goto(f"{pg_server.url}/#/")
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    expect(page.locator("tr[data-group]")).to_have_count(0)
-    shot(page, "sign-in")
-    page.get_by_label("API key").fill("e2e-key")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("tr[data-group]").first).to_be_visible()
-    assert seen[-1] == "Bearer e2e-key"
-    # Signing out forgets the key, and the form is back at the next request.
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    assert page.evaluate("localStorage.getItem('hpo.apiKey')") is None
+def test_sign_in_when_the_api_asks_for_a_key(
+    browser: "Browser", postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+):
+    # A server of its own that needs keys, with a project key that sees one group.
+    admin = {"Authorization": "Bearer dashboard-admin-key-0123456789"}
+    server = LiveServer(
+        postgres_url,
+        log_path=tmp_path_factory.mktemp("auth-server") / "server.log",
+        env={"HPO_ADMIN_KEY": admin["Authorization"].split()[1]},
+    )
+    try:
+        api = httpx.Client(base_url=server.url, timeout=30)
+        api.post("/api/v1/projects", json={"name": "dash"}, headers=admin)
+        key = api.post("/api/v1/projects/dash/keys", json={"role": "read"}, headers=admin).json()[
+            "key"
+        ]
+        mine = api.post(
+            "/api/v1/groups",
+            params={"project": "dash"},
+            json={"name": "only-mine", "hptuning": {"matrix": {"x": {"values": [1, 2]}}}},
+            headers=admin,
+        ).json()
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server.url}/#/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.locator("tr[data-group]")).to_have_count(0)
+        shot(page, "sign-in")
+        page.get_by_label("API key").fill("hpo_0000000000000000_wrong")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("This API key was not accepted")).to_be_visible()
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        # The project's own group only: the other groups of this database stay hidden.
+        expect(page.locator("tr[data-group]")).to_have_count(1)
+        expect(page.locator(f'tr[data-group="{mine["id"]}"]')).to_be_visible()
+        # Signing out forgets the key, and the form is back at the next request.
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert page.evaluate("localStorage.getItem('hpo.apiKey')") is None
+        context.close()
+        assert not errors, f"script errors: {errors}"
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- scale

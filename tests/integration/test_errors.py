@@ -153,3 +153,28 @@ def test_garbage_never_gets_a_500_nor_changes_anything(client: TestClient, paylo
     if after["status"] != "stopped":  # the stop route takes no body: it may have run
         assert after["counts"] == before["counts"]
     assert client.get(f"/api/v1/trials/{trial['id']}").json()["params"] == trial["params"]
+
+
+def test_every_limit_is_a_clear_422_naming_its_field(client: TestClient) -> None:
+    g = create_group(client, GRID)
+    over_count = client.post(f"/api/v1/groups/{g['id']}/suggestions", json={"count": 101})
+    assert over_count.status_code == 422 and _paths(over_count) == ["count"]
+    long_worker = client.post(
+        f"/api/v1/groups/{g['id']}/suggestions", json={"count": 1, "worker_id": "w" * 201}
+    )
+    assert _paths(long_worker) == ["worker_id"]
+    (trial,) = suggest(client, g["id"])["trials"]
+    url = f"/api/v1/trials/{trial['id']}/metrics"
+    long_name = client.post(url, json={"values": {"m" * 201: 1.0}})
+    assert long_name.status_code == 422 and _paths(long_name)[0].startswith("values.")
+    many = client.post(url, json={"values": {f"m{i}": 1.0 for i in range(101)}})
+    assert many.status_code == 422 and _paths(many) == ["values"]
+    page = client.get("/api/v1/groups", params={"limit": 1001})
+    assert page.status_code == 422 and _paths(page) == ["query.limit"]
+    wide = {f"p{i}": {"values": [1, 2]} for i in range(1001)}
+    too_wide = client.post("/api/v1/groups", json={"hptuning": {"matrix": wide}})
+    assert too_wide.status_code == 422 and _paths(too_wide) == ["hptuning.matrix"]
+    named = client.post("/api/v1/groups", json={"name": "n" * 201, **GRID})
+    assert named.status_code == 422 and _paths(named) == ["name"]
+    # None of it changed the group: one trial out, as before.
+    assert client.get(f"/api/v1/groups/{g['id']}").json()["counts"]["running"] == 1

@@ -3,6 +3,7 @@
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.db import migrate
 from tests.conftest import LiveServer
 
 
@@ -47,4 +48,4 @@ def test_metrics_count_requests_suggestions_and_trials(pg_server: LiveServer) ->
 def test_health_and_readiness(pg_server: LiveServer) -> None:
     assert httpx.get(f"{pg_server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{pg_server.url}/readyz").json()
-    assert ready["status"] == "ok" and ready["schema"] == "0005"
+    assert ready["status"] == "ok" and ready["schema"] == migrate.head_revision()
