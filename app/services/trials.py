@@ -29,7 +29,7 @@ from app.schemas.api import StopAnswer, SuggestionResponse, TrialView
 from app.services import fastpath, modelsearch, tx
 from app.services.groups import FINISHED, check_params, mark_stopped
 from app.services.searchers import searcher_for
-from app.services.views import TRIAL_COLUMNS, load_group, trial_view
+from app.services.views import TRIAL_COLUMNS, load_group, superseded_reoffer, trial_view
 
 log = structlog.get_logger(__name__)
 
@@ -189,7 +189,11 @@ def _propose_rungs(
 
 
 def rung_history(conn: Connection, group_id: int) -> list[RungTrial]:
-    """Every trial of a Hyperband group as its algorithm sees it (a few hundred rows)."""
+    """Every trial of a Hyperband group as its algorithm sees it (a few hundred rows).
+
+    A re-offer superseded by the late completion of the trial it replaced is left
+    out: that trial holds the slot.
+    """
     rows = conn.execute(
         select(
             trials.c.id,
@@ -200,7 +204,7 @@ def rung_history(conn: Connection, group_id: int) -> list[RungTrial]:
             trials.c.objective,
             trials.c.params,
             trials.c.resume_from,
-        ).where(trials.c.group_id == group_id)
+        ).where(trials.c.group_id == group_id, ~superseded_reoffer())
     ).all()
     return [
         RungTrial(
@@ -563,7 +567,7 @@ def _keep_alive(conn: Connection, trial: RowMapping, now: datetime) -> StopAnswe
             return StopAnswer(should_stop=False, lease_expires_at=lease_until)
         return StopAnswer(should_stop=True, reason=_superseded_reason(conn, trial_id))
     if status != "running":
-        return StopAnswer(should_stop=True, reason=f"trial is {status}")
+        return StopAnswer(should_stop=True, reason=trial["stop_reason"] or f"trial is {status}")
     conn.execute(update(trials).where(trials.c.id == trial_id).values(lease_expires_at=lease_until))
     if trial["group_status"] in FINISHED:
         return StopAnswer(
@@ -724,9 +728,9 @@ def _complete_late(
     """A completion from a trial whose lease had expired: keep it, count it once.
 
     If the re-offered configuration was not handed out yet, it is withdrawn and
-    this trial counts. If it runs, this trial counts and the re-offer is told to
-    stop. If it already finished, that one counts and this one stays `expired`,
-    its values kept.
+    this trial counts. If it runs, this trial counts and the re-offer is stopped
+    (its worker hears so at its next call). If it already finished, that one
+    counts and this one stays `expired`, its values kept.
     """
     trial_id = trial["id"]
     replacement = _replacement(conn, trial_id)
@@ -734,10 +738,17 @@ def _complete_late(
     if replacement is not None and replacement["status"] == "pending":
         conn.execute(delete(trials).where(trials.c.id == replacement["id"]))
     elif replacement is not None and replacement["status"] == "running":
+        # It ends now, not when its worker hears of it: it must not count too, hold a
+        # slot of the group, nor be re-offered once more when its own lease runs out.
         conn.execute(
             update(trials)
             .where(trials.c.id == replacement["id"])
-            .values(stop_reason=f"superseded: trial {trial_id} reported for this configuration")
+            .values(
+                status="stopped",
+                stop_reason=f"superseded: trial {trial_id} reported for this configuration",
+                finished_at=now,
+                lease_expires_at=None,
+            )
         )
     new_values: dict[str, Any] = {"values": values, "objective": objective}
     if counts:

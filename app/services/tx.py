@@ -87,7 +87,10 @@ def _run_once(
         try:
             result = _in_transaction(conn, fn, args, model, idem, keep)
         finally:
-            del conn.info[_AFTER_COMMIT]
+            # A connection lost mid-transaction is invalidated: its info went with it, and
+            # touching it would raise over the OperationalError that `run` maps to a 503.
+            if not conn.invalidated:
+                del conn.info[_AFTER_COMMIT]
     for hook in hooks:
         hook()
     return result

@@ -92,6 +92,20 @@ def group_view(conn: Connection, group: RowMapping) -> GroupView:
     )
 
 
+def superseded_reoffer() -> Any:
+    """True of a re-offer overtaken by the late completion of the trial it replaced.
+
+    That trial holds the configuration's slot; the re-offer was stopped and
+    counts nowhere (not as a promotion, not in a rung's history).
+    """
+    replaced = trials.alias("replaced")
+    return (
+        select(replaced.c.id)
+        .where(replaced.c.id == trials.c.replaces_id, replaced.c.status != "expired")
+        .exists()
+    )
+
+
 def rung_views(conn: Connection, group: RowMapping) -> list[RungView]:
     """Per rung: the plan's size and resource, counts by status, promotions, best value."""
     plan = searcher_for(group).brackets
@@ -104,7 +118,7 @@ def rung_views(conn: Connection, group: RowMapping) -> list[RungView]:
             func.count(),
             func.max(trials.c.objective) if maximize else func.min(trials.c.objective),
         )
-        .where(trials.c.group_id == group["id"])
+        .where(trials.c.group_id == group["id"], ~superseded_reoffer())
         .group_by(trials.c.bracket, trials.c.rung, trials.c.status)
     ).all()
     counts: dict[tuple[int, int], dict[str, int]] = {}
