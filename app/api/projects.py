@@ -22,6 +22,9 @@ from app.services import projects as service
 from app.services import tx
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
+# TODO(hpo): no route renames or deletes a project, and keys do not expire nor record
+# when they were last used; #7 asked for none of it, and each needs a rule for the
+# groups (or requests) that depend on it.
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No key, or an unknown or revoked one"},
