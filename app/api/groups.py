@@ -101,7 +101,11 @@ async def create_group(
     return await run_in_threadpool(tx.run, db, create, model=GroupView, idem=idem)
 
 
-@router.get("", response_model=GroupPage)
+@router.get(
+    "",
+    response_model=GroupPage,
+    responses={404: {"model": Problem, "description": "No such project"}},
+)
 def list_groups(
     request: Request,
     db: DatabaseDep,
