@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -50,17 +51,21 @@ def serve(
         migrate.upgrade(settings.database_url)
         os.environ["HPO_MIGRATE_ON_START"] = "false"
     # Each server process writes its Prometheus samples here; /metrics adds them up.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hpo-metrics-")
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        access_log=settings.access_log,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    samples = tempfile.mkdtemp(prefix="hpo-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = samples
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            access_log=settings.access_log,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    finally:  # a SIGKILLed server leaves its folder behind; nothing else reads it
+        shutil.rmtree(samples, ignore_errors=True)
 
 
 @cli.command()
