@@ -776,7 +776,8 @@ def report(
             if args.bo_acquisition == "ei"
             else "UCB (kappa 2.576, the default: no utility_function)"
         )
-        + f"; hpo tpe: n_initial_trials {N_INITIAL}. Service: `hpo serve --workers 2` and one "
+        + f"; hpo tpe: n_initial_trials {N_INITIAL}, its defaults (a joint Parzen estimator over "
+        "all params; numeric lists modelled by rank). Service: `hpo serve --workers 2` and one "
         "`hpo worker` on PostgreSQL, driven over HTTP."
     )
     add(

@@ -11,13 +11,19 @@ Two phases:
   scrambled Sobol sequence seeded by `seed`, decoded through the `Encoder`.
   A point whose configuration is already in the group is passed over for the
   next one, so a discrete space never sees a repeat.
-- Model. A GP (scikit-learn, constant * Matern or RBF with one length scale per
-  column, plus white noise) is fitted to the encoded observations, the metric
-  standardised and turned so that larger is better. An acquisition function
-  (UCB, EI or POI) of the GP's belief about the metric is maximised over the unit
-  cube: random candidates, then L-BFGS-B from the best of them, each candidate
-  snapped to a configuration. The best candidate whose configuration is new wins;
-  a discrete space of at most 2048 configurations is searched exhaustively.
+- Model. A GP (scikit-learn's kernels, constant * Matern or RBF with one length
+  scale per column, plus white noise) is fitted to the encoded observations, the
+  metric standardised and turned so that larger is better. The kernel's
+  hyperparameters are the maximum a posteriori under weak priors (log-normal
+  length scales around 1, the width of the cube; a small noise level), found by
+  L-BFGS-B from the configured length scale, from short ones while there are at
+  most 100 points, and from `n_restarts_optimizer` random ones. An acquisition
+  function (UCB, EI or POI) of the GP's belief about the metric is maximised over
+  the unit cube (EI and POI through their logarithms, which do not underflow):
+  random candidates, then L-BFGS-B from the best of them and from the best
+  observation, each candidate snapped to a configuration. The best candidate whose
+  configuration is new wins; a discrete space of at most 2048 configurations is
+  searched exhaustively.
 
 Batches and running trials use sequential greedy fantasies (Ginsbourger et al.):
 each running trial, and each point already chosen in the batch, enters the GP
@@ -45,7 +51,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
-from scipy.special import ndtr
+from scipy.special import erfcx, log_ndtr, ndtr
 from scipy.stats import qmc
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
@@ -68,10 +74,29 @@ SIGMA_FLOOR = 1e-9
 # Kernel hyperparameter ranges, for encoded inputs in [0, 1] and a standardised target.
 LENGTH_SCALE_BOUNDS = (1e-2, 1e2)
 AMPLITUDE_BOUNDS = (1e-3, 1e3)
-NOISE_BOUNDS = (1e-6, 1e-1)
-NOISE_INITIAL = 1e-3
+# The noise may reach the target's whole variance: the prior below keeps it small
+# unless the data need it, and a smoother model with some noise extrapolates better
+# from few points in many dimensions than an interpolating one.
+NOISE_BOUNDS = (1e-6, 1.0)
+NOISE_INITIAL = 1e-1
 GP_ALPHA = 1e-10  # added to the diagonal for numerical safety, as scikit-learn does
 GP_FIT_MAXITER = 200
+# Hyperparameters need no more digits than this (relative change of the objective);
+# tighter only adds factorisations of the kernel matrix.
+GP_FIT_FTOL = 1e-6
+# A prior on the kernel's hyperparameters (maximum a posteriori, not likelihood alone):
+# with 10 to 60 points in 6 dimensions the likelihood alone often sends a length scale
+# to its bound, calling a column irrelevant, or shrinks it to fit one point. A log-normal
+# prior on each length scale around the size of the unit cube, one on the amplitude
+# around 1 (the variance of a standardised target) and an exponential one on the noise.
+LENGTH_SCALE_PRIOR_LOG_MEAN = 0.0
+LENGTH_SCALE_PRIOR_SD = 0.7
+AMPLITUDE_PRIOR_SD = 2.0
+NOISE_PRIOR_RATE = 30.0
+# Starts of the hyperparameter fit besides the configured length scale: every
+# length scale at one of these (then `n_restarts_optimizer` random ones).
+FIT_STARTS = (0.2,)
+FIT_STARTS_MAX_POINTS = 100
 FANTASY_JITTER = 1e-6  # a fantasy's noise, relative to the kernel amplitude
 
 SOBOL_WALK = 4096  # Sobol points examined past `draw_index` before listing cells
@@ -129,6 +154,45 @@ def acquisition(
     raise ValueError(f"unknown acquisition function {kind!r}; expected one of {ACQUISITIONS}")
 
 
+def log_acquisition(
+    kind: str,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    best: float,
+    *,
+    kappa: float,
+    eps: float,
+) -> np.ndarray:
+    """What the acquisition is maximised through: log(ei) and log(poi), ucb as it is.
+
+    The logarithm changes no maximiser, but far from the incumbent EI and POI
+    underflow to exactly 0, where L-BFGS-B sees a flat surface and the
+    candidates cannot be told apart; their logarithms stay finite and sloped.
+    With z = (mu - best - eps) / sigma, ei = sigma * h(z), h(z) = z Phi(z) + phi(z).
+    For z < 0, h(z) = phi(z) (1 - |z| R(|z|)), R the Mills ratio Phi(-t) / phi(t)
+    = sqrt(pi / 2) erfcx(t / sqrt(2)), which stays accurate where Phi(z) underflows.
+    """
+    mu = np.asarray(mu, dtype=float)
+    sigma = np.maximum(np.asarray(sigma, dtype=float), SIGMA_FLOOR)
+    if kind == "ucb":
+        return mu + kappa * sigma
+    z = (mu - best - eps) / sigma
+    if kind == "poi":
+        return log_ndtr(z)
+    if kind != "ei":
+        raise ValueError(f"unknown acquisition function {kind!r}; expected one of {ACQUISITIONS}")
+    out = np.empty_like(z)
+    upper = z >= -1.0
+    zu = z[upper]
+    out[upper] = np.log(zu * ndtr(zu) + np.exp(-0.5 * zu * zu) / math.sqrt(2.0 * math.pi))
+    t = -z[~upper]
+    ratio = math.sqrt(0.5 * math.pi) * erfcx(t / math.sqrt(2.0))
+    # 1 - t R(t) is about 1 / t^2 for large t: floored so the logarithm stays finite.
+    rest = np.maximum(1.0 - t * ratio, 1e-300)
+    out[~upper] = -0.5 * t * t - 0.5 * math.log(2.0 * math.pi) + np.log(rest)
+    return out + np.log(sigma)
+
+
 class _Likelihood:
     """The negative log marginal likelihood of the GP and its gradient, in O(n^2 d) memory.
 
@@ -143,8 +207,10 @@ class _Likelihood:
 
     SHAPES = ("rbf", 1.5, 2.5)
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, shape: str | float) -> None:
-        self.X, self.y, self.shape = X, y, shape
+    def __init__(
+        self, X: np.ndarray, y: np.ndarray, shape: str | float, prior: bool = False
+    ) -> None:
+        self.X, self.y, self.shape, self.prior = X, y, shape, prior
 
     def _shape(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """shape(r) and g(r) = -shape'(r) / r, for c = 1."""
@@ -181,21 +247,31 @@ class _Likelihood:
         grad[0] = 0.5 * np.sum(W * (c * shape))
         grad[1:-1] = (z * z).T @ P.sum(axis=1) - np.einsum("aj,aj->j", z, P @ z)
         grad[-1] = 0.5 * noise * np.trace(W)
+        if self.prior:
+            penalty, slope = _log_prior(theta)
+            return float(value) + penalty, slope - grad
         return float(value), -grad
 
-    def optimizer(
-        self, obj_func: Any, initial_theta: np.ndarray, bounds: np.ndarray
-    ) -> tuple[np.ndarray, float]:
-        """A `GaussianProcessRegressor` optimizer that uses this likelihood, not `obj_func`."""
-        result = minimize(
-            self,
-            initial_theta,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": GP_FIT_MAXITER},
-        )
-        return result.x, float(result.fun)
+
+def _log_prior(theta: np.ndarray) -> tuple[float, np.ndarray]:
+    """The negative log prior of theta = log(c, l_1 .. l_d, w), up to a constant, and its slope.
+
+    Independent Gaussians on log c (centred on 1, the variance of a standardised
+    target) and on each log length scale, and an exponential on the noise level
+    that keeps it small unless the data ask for more.
+    """
+    penalty = 0.0
+    slope = np.zeros_like(theta)
+    t = theta[0] / AMPLITUDE_PRIOR_SD
+    penalty += 0.5 * t * t
+    slope[0] = t / AMPLITUDE_PRIOR_SD
+    u = (theta[1:-1] - LENGTH_SCALE_PRIOR_LOG_MEAN) / LENGTH_SCALE_PRIOR_SD
+    penalty += 0.5 * float(u @ u)
+    slope[1:-1] = u / LENGTH_SCALE_PRIOR_SD
+    noise = math.exp(theta[-1])
+    penalty += NOISE_PRIOR_RATE * noise
+    slope[-1] = NOISE_PRIOR_RATE * noise
+    return penalty, slope
 
 
 def _cholesky(K: np.ndarray) -> np.ndarray:
@@ -493,24 +569,54 @@ class BayesianOptimizer:
         noise = WhiteKernel(NOISE_INITIAL, NOISE_BOUNDS)
         return ConstantKernel(1.0, AMPLITUDE_BOUNDS) * shape + noise
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, draw_index: int) -> GaussianProcessRegressor:
+    def _fit(self, X: np.ndarray, y: np.ndarray, draw_index: int) -> Kernel:
+        """The kernel (constant * shape + white noise) with its hyperparameters fitted."""
+        base = self._base_kernel(X.shape[1])
         shape: str | float = "rbf" if self.kernel == "rbf" or math.isinf(self.nu) else self.nu
-        optimizer: Any = "fmin_l_bfgs_b"
-        if shape in _Likelihood.SHAPES:
-            optimizer = _Likelihood(X, y, shape).optimizer
-        gp = GaussianProcessRegressor(
-            kernel=self._base_kernel(X.shape[1]),
-            alpha=GP_ALPHA,
-            optimizer=optimizer,
-            normalize_y=False,
-            n_restarts_optimizer=self.n_restarts_optimizer,
-            random_state=(self.seed + draw_index) % 2**32,
-        )
-        with warnings.catch_warnings():
-            # Length scales at a bound are expected (an irrelevant column), not news.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            gp.fit(X, y)
-        return gp
+        if shape not in _Likelihood.SHAPES:
+            gp = GaussianProcessRegressor(
+                kernel=base,
+                alpha=GP_ALPHA,
+                normalize_y=False,
+                n_restarts_optimizer=self.n_restarts_optimizer,
+                random_state=(self.seed + draw_index) % 2**32,
+            )
+            with warnings.catch_warnings():
+                # Length scales at a bound are expected (an irrelevant column), not news.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gp.fit(X, y)
+            return gp.kernel_
+        likelihood = _Likelihood(X, y, shape, prior=True)
+        bounds = base.bounds
+        dims = X.shape[1]
+        theta0 = base.theta
+        starts = [theta0]
+        # Each start costs a fit; with many points one start is enough (the
+        # likelihood has a clear maximum) and the time goes to larger matrices.
+        if len(y) <= FIT_STARTS_MAX_POINTS:
+            for scale in FIT_STARTS:
+                t = theta0.copy()
+                t[1:-1] = math.log(scale)
+                starts.append(t)
+        rng = np.random.default_rng([self.seed % 2**63, draw_index, 0xF1])
+        for _ in range(self.n_restarts_optimizer):
+            t = theta0.copy()
+            t[1:-1] = rng.uniform(math.log(0.05), math.log(2.0), dims)
+            starts.append(t)
+        best_theta, best_value = theta0, math.inf
+        for start in starts:
+            start = np.clip(start, bounds[:, 0], bounds[:, 1])
+            result = minimize(
+                likelihood,
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": GP_FIT_MAXITER, "ftol": GP_FIT_FTOL},
+            )
+            if result.fun < best_value:
+                best_theta, best_value = result.x, float(result.fun)
+        return base.clone_with_theta(best_theta)
 
     def _lies(self, model: _Model, points: np.ndarray, y_real: np.ndarray) -> np.ndarray:
         if self.pending_strategy == "constant_liar":
@@ -533,7 +639,7 @@ class BayesianOptimizer:
         spread = float(raw.std())
         spread = spread if spread > 0 else 1.0
         y = (raw - center) / spread
-        fitted = self._fit(X, y, draw_index).kernel_
+        fitted = self._fit(X, y, draw_index)
         noise = np.full(len(y), fitted.k2.noise_level)
         model = _Model.build(fitted.k1, X, y, noise, 0)
         fantasies = [*pending, *(s.params for s in batch)]
@@ -559,7 +665,7 @@ class BayesianOptimizer:
                     {
                         "phase": "model",
                         "acquisition": self.acquisition,
-                        "acquisition_value": pick.value,
+                        "acquisition_value": self._reported(pick.value),
                         "predicted_mean": sign * (pick.mean * spread + center),
                         "predicted_std": pick.std * spread,
                         "pending_strategy": self.pending_strategy if model.n_fantasies else None,
@@ -578,8 +684,14 @@ class BayesianOptimizer:
     def _score(
         self, posterior: _Posterior, points: np.ndarray, best: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The acquisition of each point in the scale it is maximised in, with mu and sigma."""
         mu, sd = posterior.predict(points)
-        return acquisition(self.acquisition, mu, sd, best, kappa=self.kappa, eps=self.eps), mu, sd
+        values = log_acquisition(self.acquisition, mu, sd, best, kappa=self.kappa, eps=self.eps)
+        return values, mu, sd
+
+    def _reported(self, value: float) -> float:
+        """An acquisition value as the user knows it: ei and poi back from their logarithm."""
+        return value if self.acquisition == "ucb" else math.exp(value)
 
     def _maximise(
         self,
@@ -596,10 +708,14 @@ class BayesianOptimizer:
         candidates = self.encoder.snap(np.vstack([rng.random((self.n_warmup, dims)), starts]))
         values, mu, sd = self._score(posterior, candidates, best)
         order = np.argsort(-values, kind="stable")
-        local = [
-            self._climb(posterior, best, candidates[i])
-            for i in _distinct(candidates, order, self.n_iter)
-        ]
+        chosen = _distinct(candidates, order, self.n_iter)
+        if len(starts) and self.n_iter > 0:
+            # The incumbent is always climbed from: near convergence the best
+            # acquisition is next to it, and random candidates rarely land that close.
+            incumbent = len(candidates) - len(starts)
+            if incumbent not in chosen:
+                chosen.append(incumbent)
+        local = [self._climb(posterior, best, candidates[i]) for i in chosen]
         if local:
             climbed = self.encoder.snap(np.array(local))
             more = self._score(posterior, climbed, best)

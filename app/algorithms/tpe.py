@@ -6,11 +6,19 @@ Reference:
 
 TPE models p(x | y) instead of p(y | x). The observations are split at a
 quantile of the metric: the best ones form the "good" set, the rest the "bad"
-set. For each param a density is fitted to each set, l(x) to the good and g(x)
-to the bad, and the next point is the candidate drawn from l that maximises
-l(x) / g(x), which the paper shows maximises expected improvement. The space
-here is flat (no conditional params), so every param gets its own pair of
-densities and the log ratio of a configuration is the sum over params.
+set. A density is fitted to each set, l(x) to the good and g(x) to the bad, and
+the next point is the candidate drawn from l that maximises l(x) / g(x), which
+the paper shows maximises expected improvement.
+
+Two forms of the densities (the space is flat: no conditional params):
+- multivariate (the default): one joint Parzen estimator over all params, a
+  kernel per observation in the product space (the product of that observation's
+  kernels in each param) plus the prior's, so that a good pair of values is told
+  apart from a good value of each param taken separately; each continuous
+  kernel has the bandwidth the univariate rule gives it, a categorical kernel
+  keeps 1 - CATEGORICAL_SMOOTHING on its observed value;
+- univariate (`multivariate=False`, the paper's): each param gets its own pair
+  of densities and the log ratio of a configuration is the sum over params.
 
 Choices this module makes where the paper leaves room:
 - continuous params are modelled in log scale for log kinds, raw otherwise; normal
@@ -19,7 +27,10 @@ Choices this module makes where the paper leaves room:
   the interval's width (or the scale) as bandwidth, and weight `prior_weight`
   against 1 per observation;
 - a quantized value is scored by the mass of its rounding bucket;
-- discrete kinds (numeric lists included) are unordered categoricals;
+- lists of numbers (`values` of numbers only, `range`, `linspace`, `logspace`,
+  `geomspace`) are modelled by rank, as a continuous axis over the sorted values
+  whose value i is the bucket [i - 0.5, i + 0.5], so neighbours share mass; other
+  discrete kinds (categories, `pvalues`) are unordered categoricals;
 - the good set is the best ceil(gamma * n) observations, at least one.
 
 The object keeps no state: `TPE.suggest` is a pure function of the constructor's
@@ -63,6 +74,10 @@ TINY = 1e-300
 LOG_TINY = math.log(TINY)
 # Part of every seed, which keeps TPE's streams apart from Space.sample's.
 STREAM_TAG = 0x7E5
+JOINT_TAG = 0x101  # the stream that picks the joint estimator's components
+# A categorical kernel of the joint estimator keeps 1 - this on its observed value
+# and spreads this as the prior: another value is unlikely, never impossible.
+CATEGORICAL_SMOOTHING = 0.2
 
 
 def _is_number(value: Any) -> bool:
@@ -161,6 +176,70 @@ class _Parzen:
 
 
 @dataclass(frozen=True)
+class _Kernels:
+    """One dimension of a joint Parzen estimator: a kernel per component, in row order.
+
+    Continuous: component k is a Gaussian (mus[k], sigmas[k]) truncated to [low, high],
+    log_mass[k] the log of its mass there. Categorical: component k puts 1 - smooth
+    on value centers[k] and spreads smooth as the prior; a center of -1 is the prior
+    itself. The last component is always the prior's.
+    """
+
+    mus: np.ndarray
+    sigmas: np.ndarray
+    log_mass: np.ndarray
+    low: float
+    high: float
+    centers: np.ndarray | None = None
+    prior: np.ndarray | None = None
+    smooth: float = 0.0
+
+    def sample(self, rng: np.random.Generator, comps: np.ndarray) -> np.ndarray:
+        """One draw per entry of `comps` from that component (model scale or value index)."""
+        if self.centers is not None:
+            assert self.prior is not None
+            centers = self.centers[comps]
+            spread = rng.choice(len(self.prior), size=len(comps), p=self.prior)
+            keep = (centers >= 0) & (rng.uniform(size=len(comps)) >= self.smooth)
+            return np.where(keep, centers, spread)
+        mu, sigma = self.mus[comps], self.sigmas[comps]
+        a = ndtr((self.low - mu) / sigma)
+        b = ndtr((self.high - mu) / sigma)
+        z = mu + sigma * ndtri(a + rng.uniform(size=len(comps)) * (b - a))
+        return np.clip(z, self.low, self.high)
+
+    def log_point(self, z: np.ndarray) -> np.ndarray:
+        """(candidates, components) log density of each continuous kernel at each z."""
+        t = (z[:, None] - self.mus) / self.sigmas
+        return -0.5 * t * t - np.log(self.sigmas) - 0.5 * math.log(2 * math.pi) - self.log_mass
+
+    def log_bucket(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """(candidates, components) log mass of each kernel on each interval [lo, hi]."""
+        mass = _gauss_mass(
+            (lo[:, None] - self.mus) / self.sigmas, (hi[:, None] - self.mus) / self.sigmas
+        )
+        return np.log(np.maximum(mass, TINY)) - self.log_mass
+
+    def log_value(self, idx: np.ndarray) -> np.ndarray:
+        """(candidates, components) log probability of each value index (-1: unusable)."""
+        assert self.centers is not None and self.prior is not None
+        safe = np.maximum(idx, 0)
+        p = self.smooth * self.prior[safe][:, None] + (1.0 - self.smooth) * (
+            safe[:, None] == self.centers[None, :]
+        )
+        p = np.where(self.centers[None, :] < 0, self.prior[safe][:, None], p)
+        return np.where(idx[:, None] < 0, LOG_TINY, np.log(np.maximum(p, TINY)))
+
+
+@dataclass(frozen=True)
+class _Joint:
+    """A Parzen estimator over the product space: one kernel per observation, plus the prior."""
+
+    log_weights: np.ndarray
+    dims: list[_Kernels]
+
+
+@dataclass(frozen=True)
 class _Categorical:
     """A smoothed categorical over a param's values: probabilities and their logs."""
 
@@ -222,6 +301,33 @@ class _ContinuousAxis:
     def draw(self, model: _Parzen, rng: np.random.Generator, n: int) -> list[Any]:
         return [self.decode(z) for z in model.sample(rng, n)]
 
+    def kernels(self, column: np.ndarray, prior_weight: float) -> _Kernels:
+        """Per-row kernels with the univariate bandwidths; a row without a value gets the prior."""
+        known = ~np.isnan(column)
+        mus = np.full(len(column) + 1, self.prior_mu)
+        sigmas = np.full(len(column) + 1, self.prior_sigma)
+        rows = np.flatnonzero(known)
+        parzen = self.fit(column[known], prior_weight)
+        mus[rows], sigmas[rows] = parzen.mus[:-1], parzen.sigmas[:-1]
+        mass = _gauss_mass((self.low - mus) / sigmas, (self.high - mus) / sigmas)
+        return _Kernels(mus, sigmas, np.log(np.maximum(mass, TINY)), self.low, self.high)
+
+    def joint_draw(self, kernels: _Kernels, rng: np.random.Generator, comps: np.ndarray) -> list:
+        return [self.decode(z) for z in kernels.sample(rng, comps)]
+
+    def joint_log(self, kernels: _Kernels, values: Sequence[Any]) -> np.ndarray:
+        if self.q is None:
+            z = np.array([self.encode(v) for v in values])
+            missing = np.isnan(z)
+            out = kernels.log_point(np.where(missing, self.low, z))
+            return np.where(missing[:, None], LOG_TINY, out)
+        lo = np.empty(len(values))
+        hi = np.empty(len(values))
+        for i, v in enumerate(values):
+            lo[i], hi[i] = self._bucket(v)
+        out = kernels.log_bucket(lo, hi)
+        return np.where((hi > lo)[:, None], out, LOG_TINY)
+
     def log_density(self, model: _Parzen, values: Sequence[Any]) -> np.ndarray:
         if self.q is None:
             z = np.array([self.encode(v) for v in values])
@@ -247,6 +353,42 @@ class _ContinuousAxis:
             lo = math.log(lo) if lo > 0 else -math.inf
             hi = math.log(hi) if hi > 0 else -math.inf
         return min(max(lo, self.low), self.high), min(max(hi, self.low), self.high)
+
+
+class _OrdinalAxis(_ContinuousAxis):
+    """A list of numbers, modelled by rank: value i of the sorted distinct values is the
+    bucket [i - 0.5, i + 0.5] of a continuous axis, so that neighbouring values share
+    their kernels' mass (a learning rate of 1e-3 says something about 3e-3)."""
+
+    def __init__(self, param: Param) -> None:  # noqa: D107 - the class says it
+        numeric: dict[float, Any] = {}
+        for v in param.values:
+            numeric.setdefault(float(v), v)  # the first of equal values speaks for them
+        self.param = param
+        self.keys = sorted(numeric)
+        self.choices = [numeric[k] for k in self.keys]
+        self.rank = {k: i for i, k in enumerate(self.keys)}
+        self.log = False
+        self.q = 1
+        self.low, self.high = -0.5, len(self.keys) - 0.5
+        self.prior_mu = 0.5 * (self.low + self.high)
+        self.prior_sigma = self.high - self.low
+        self.bounds = ()
+
+    def encode(self, value: Any) -> float:
+        if not _is_number(value) or not math.isfinite(value):
+            return math.nan
+        i = self.rank.get(float(value))
+        return math.nan if i is None else float(i)
+
+    def decode(self, z: float) -> Any:
+        return self.choices[min(max(round(z), 0), len(self.choices) - 1)]
+
+    def _bucket(self, value: Any) -> tuple[float, float]:
+        i = self.encode(value)
+        if math.isnan(i):
+            return self.low, self.low
+        return i - 0.5, i + 0.5
 
 
 def _value_key(value: Any) -> Hashable:
@@ -290,12 +432,26 @@ class _CategoricalAxis:
     def draw(self, model: _Categorical, rng: np.random.Generator, n: int) -> list[Any]:
         return [self.values[i] for i in rng.choice(len(self.values), size=n, p=model.probs)]
 
+    def kernels(self, column: np.ndarray, prior_weight: float) -> _Kernels:
+        """Per-row kernels on each observed value; a row without a value gets the prior."""
+        del prior_weight  # the prior's weight is the joint mixture's business
+        centers = np.append(np.where(np.isnan(column), -1, column), -1).astype(np.int64)
+        empty = np.zeros(len(centers))
+        return _Kernels(empty, empty, empty, 0.0, 0.0, centers, self.prior, CATEGORICAL_SMOOTHING)
+
+    def joint_draw(self, kernels: _Kernels, rng: np.random.Generator, comps: np.ndarray) -> list:
+        return [self.values[int(i)] for i in kernels.sample(rng, comps)]
+
+    def joint_log(self, kernels: _Kernels, values: Sequence[Any]) -> np.ndarray:
+        idx = np.array([self.encode(v) for v in values])
+        return kernels.log_value(np.where(np.isnan(idx), -1, idx).astype(np.int64))
+
     def log_density(self, model: _Categorical, values: Sequence[Any]) -> np.ndarray:
         idx = [self.encode(v) for v in values]
         return np.array([LOG_TINY if math.isnan(i) else model.log_probs[int(i)] for i in idx])
 
 
-_Axis = _ContinuousAxis | _CategoricalAxis
+_Axis = _ContinuousAxis | _OrdinalAxis | _CategoricalAxis
 
 
 def _axis(param: Param) -> _Axis:
@@ -306,6 +462,9 @@ def _axis(param: Param) -> _Axis:
             f"TPE cannot search {param.name!r}: `size` (list-valued draws) is not supported"
         )
     if param.kind in DISCRETE_KINDS:
+        values = param.values
+        if param.kind != "pvalues" and values and all(_is_number(v) for v in values):
+            return _OrdinalAxis(param)
         return _CategoricalAxis(param)
     if param.is_continuous:
         return _ContinuousAxis(param)
@@ -323,17 +482,15 @@ class _Models:
     bad: list[Any]
 
 
-# TODO(hpo): univariate: each param has its own densities, so interactions (the mixed
-# space of bench/quality.py) are missed; Optuna's multivariate TPE does better there (#4).
 class TPE:
     """Tree-structured Parzen Estimator (Bergstra et al., NeurIPS 2011) over a flat `Space`.
 
     The first `n_initial_trials` draws (and any draw while fewer than two metrics
     are known) are the space's own random draws. After that each draw splits the
     observations into the best ceil(gamma * n) ("good", at least one) and the rest
-    ("bad"), fits per param a Parzen estimator l(x) to the good and g(x) to the bad,
-    draws `n_candidates` candidates from l and keeps the free one with the largest
-    sum over params of log l(x) - log g(x).
+    ("bad"), fits a Parzen estimator l(x) to the good and g(x) to the bad (jointly
+    over all params, or per param with `multivariate=False`), draws `n_candidates`
+    candidates from l and keeps the free one with the largest log l(x) - log g(x).
 
     With `constant_liar`, running trials and points chosen earlier in the same batch
     join the bad set: a pessimistic lie about their outcome that pushes parallel
@@ -351,6 +508,7 @@ class TPE:
         gamma: float = 0.25,
         prior_weight: float = 1.0,
         constant_liar: bool = True,
+        multivariate: bool = True,
     ) -> None:
         """Check the settings and prepare one model axis per param.
 
@@ -364,6 +522,8 @@ class TPE:
             prior_weight: Weight of the prior in every density (one pseudo-
                 observation per unit), > 0.
             constant_liar: Count running and same-batch points as bad observations.
+            multivariate: One joint density over all params (a kernel per observation
+                in the product space) rather than one independent density per param.
 
         Raises:
             ValueError: A setting out of range, or a param with `size` (named).
@@ -388,6 +548,7 @@ class TPE:
         self._gamma = float(gamma)
         self._prior_weight = float(prior_weight)
         self._constant_liar = bool(constant_liar)
+        self._multivariate = bool(multivariate)
 
     def n_good(self, n: int) -> int:
         """The size of the good set for `n` observations: ceil(gamma * n), in [1, n]."""
@@ -482,10 +643,42 @@ class TPE:
                     out[r, j] = axis.encode(config[name])
         return out
 
-    def _fit(self, matrix: np.ndarray) -> list[Any]:
-        """One density per param, from the rows of `matrix` that have a value there."""
+    def _fit(self, matrix: np.ndarray) -> Any:
+        """The density of the rows of `matrix`: joint, or one per param (univariate)."""
+        if self._multivariate:
+            weights = np.append(np.ones(len(matrix)), self._prior_weight)
+            return _Joint(
+                np.log(weights / weights.sum()),
+                [
+                    axis.kernels(matrix[:, j], self._prior_weight)
+                    for j, axis in enumerate(self._axes)
+                ],
+            )
         return [
             axis.fit(_column(matrix, j), self._prior_weight) for j, axis in enumerate(self._axes)
+        ]
+
+    def _joint_log(self, joint: _Joint, columns: list[list[Any]], n: int) -> np.ndarray:
+        terms = np.tile(joint.log_weights, (n, 1))
+        for axis, kernels, values in zip(self._axes, joint.dims, columns, strict=True):
+            terms += axis.joint_log(kernels, values)
+        return _logsumexp(terms)
+
+    def _draw(self, good: Any, index: int, round_: int) -> list[list[Any]]:
+        """`n_candidates` draws from l(x), as one column of values per param."""
+        if not self._multivariate:
+            # One stream per param: adding a param does not change the others' draws.
+            return [
+                axis.draw(model, self._rng(index, j, round_), self._n_candidates)
+                for j, (axis, model) in enumerate(zip(self._axes, good, strict=True))
+            ]
+        weights = np.exp(good.log_weights)
+        comps = self._rng(index, JOINT_TAG, round_).choice(
+            len(weights), size=self._n_candidates, p=weights / weights.sum()
+        )
+        return [
+            axis.joint_draw(kernels, self._rng(index, j, round_), comps)
+            for j, (axis, kernels) in enumerate(zip(self._axes, good.dims, strict=True))
         ]
 
     def _fit_good(self, usable: Sequence[Observation]) -> tuple[list[Any], np.ndarray, int]:
@@ -499,6 +692,10 @@ class TPE:
         return self._fit(matrix[order[:n_good]]), matrix[order[n_good:]], n_good
 
     def _scores(self, models: _Models, columns: list[list[Any]], n: int) -> np.ndarray:
+        if self._multivariate:
+            return self._joint_log(models.good, columns, n) - self._joint_log(
+                models.bad, columns, n
+            )
         total = np.zeros(n)
         for axis, l_model, g_model, values in zip(
             self._axes, models.good, models.bad, columns, strict=True
@@ -513,11 +710,7 @@ class TPE:
         self, index: int, models: _Models, free: Callable[[str], bool]
     ) -> tuple[dict[str, Any], float] | None:
         for round_ in range(MODEL_ROUNDS):
-            # One stream per param: adding a param does not change the others' draws.
-            columns = [
-                axis.draw(model, self._rng(index, j, round_), self._n_candidates)
-                for j, (axis, model) in enumerate(zip(self._axes, models.good, strict=True))
-            ]
+            columns = self._draw(models.good, index, round_)
             configs = [
                 {name: column[c] for name, column in zip(self._names, columns, strict=True)}
                 for c in range(self._n_candidates)

@@ -17,8 +17,10 @@ from app.algorithms.bayes import (
     Observation,
     Suggestion,
     _Likelihood,
+    _log_prior,
     _Posterior,
     acquisition,
+    log_acquisition,
 )
 from app.algorithms.encoding import Encoder
 from app.algorithms.space import Space, params_hash
@@ -100,6 +102,21 @@ def test_acquisition_unknown_kind() -> None:
         acquisition("lcb", np.zeros(1), np.ones(1), 0.0, kappa=1.0, eps=0.0)
 
 
+@pytest.mark.parametrize("kind", ["ei", "poi"])
+def test_log_acquisition_is_the_log_and_stays_finite_where_it_underflows(kind: str) -> None:
+    mu = np.linspace(-6.0, 4.0, 41)
+    sigma = np.full(41, 0.7)
+    plain = acquisition(kind, mu, sigma, 1.0, kappa=2.0, eps=0.1)
+    logged = log_acquisition(kind, mu, sigma, 1.0, kappa=2.0, eps=0.1)
+    np.testing.assert_allclose(np.exp(logged), plain, rtol=1e-9)
+    # 60 and 600 deviations below the incumbent: 0 in plain arithmetic, ordered in logs.
+    far = log_acquisition(kind, np.array([-42.0, -420.0]), np.ones(2), 0.0, kappa=0.0, eps=0.0)
+    assert np.all(np.isfinite(far)) and far[0] > far[1]
+    assert acquisition(kind, np.array([-420.0]), np.ones(1), 0.0, kappa=0.0, eps=0.0)[0] == 0.0
+    ucb = log_acquisition("ucb", mu, sigma, 1.0, kappa=2.0, eps=0.1)
+    np.testing.assert_allclose(ucb, acquisition("ucb", mu, sigma, 1.0, kappa=2.0, eps=0.1))
+
+
 # -- the model's building blocks ------------------------------------------------------
 
 
@@ -121,6 +138,37 @@ def test_fast_likelihood_matches_scikit_learn(shape: str | float) -> None:
         value, mine = _Likelihood(X, y, shape)(theta)
         assert value == pytest.approx(-expected, rel=1e-9)
         np.testing.assert_allclose(mine, -gradient, rtol=1e-6, atol=1e-6)
+
+
+def test_the_prior_adds_its_penalty_and_gradient() -> None:
+    rng = np.random.default_rng(2)
+    X, y = rng.random((20, 2)), rng.normal(size=20)
+    theta = np.log([1.5, 0.3, 2.0, 1e-3])
+    plain, plain_gradient = _Likelihood(X, y, 2.5)(theta)
+    value, gradient = _Likelihood(X, y, 2.5, prior=True)(theta)
+    penalty, slope = _log_prior(theta)
+    assert value == pytest.approx(plain + penalty, rel=1e-12)
+    np.testing.assert_allclose(gradient, plain_gradient + slope, rtol=1e-12)
+    step = 1e-6
+    for j in range(len(theta)):
+        shift = np.zeros_like(theta)
+        shift[j] = step
+        numeric = (_log_prior(theta + shift)[0] - _log_prior(theta - shift)[0]) / (2 * step)
+        assert slope[j] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+def test_the_fit_finds_a_short_length_scale_where_the_function_needs_one() -> None:
+    # Fast in x, flat in y: x needs a short length scale, y a long one.
+    space = SQUARE
+    optimizer = make(space)
+    points = [space.sample(7, i) for i in range(40)]
+    X = optimizer.encoder.encode_many(points)
+    y = np.array([math.sin(20.0 * p["x"]) for p in points])
+    fitted = optimizer._fit(X, (y - y.mean()) / y.std(), draw_index=40)
+    short, long = fitted.k1.k2.length_scale
+    assert short < 0.25
+    assert long > 3 * short
+    assert fitted.k2.noise_level < 1e-2
 
 
 def test_posterior_matches_scikit_learn_without_the_noise() -> None:
