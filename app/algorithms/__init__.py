@@ -103,7 +103,7 @@ def _bayesian(space: Space, section: dict[str, Any], seed: int) -> ModelBased:
         n_restarts_optimizer=gp.get("n_restarts_optimizer", 0),
         n_warmup=utility.get("n_warmup"),
         n_iter=utility.get("n_iter"),
-        pending_strategy=section.get("pending_strategy", "constant_liar"),
+        pending_strategy=section.get("pending_strategy", "kriging_believer"),
     )
     planned = _capped(space, section["n_initial_trials"] + section["n_iterations"])
     return ModelBased(optimizer, planned, section["n_initial_trials"])

@@ -384,7 +384,7 @@ class BayesianOptimizer:
         n_restarts_optimizer: Extra random restarts of the kernel hyperparameter fit.
         n_warmup: Random candidates probing the acquisition (None: 2000).
         n_iter: L-BFGS-B runs from the best candidates (None: 10).
-        pending_strategy: "constant_liar" or "kriging_believer".
+        pending_strategy: "kriging_believer" (the default) or "constant_liar".
 
     Raises:
         ValueError: an unknown option value, or a space the encoder refuses.
@@ -406,7 +406,7 @@ class BayesianOptimizer:
         n_restarts_optimizer: int = 0,
         n_warmup: int | None = None,
         n_iter: int | None = None,
-        pending_strategy: str = "constant_liar",
+        pending_strategy: str = "kriging_believer",
     ) -> None:
         acquisition, kernel, pending_strategy = map(_lower, (acquisition, kernel, pending_strategy))
         if acquisition not in ACQUISITIONS:
@@ -707,8 +707,7 @@ class BayesianOptimizer:
         dims = self.encoder.dims
         candidates = self.encoder.snap(np.vstack([rng.random((self.n_warmup, dims)), starts]))
         values, mu, sd = self._score(posterior, candidates, best)
-        order = np.argsort(-values, kind="stable")
-        chosen = _distinct(candidates, order, self.n_iter)
+        chosen = _starts(candidates, values, self.n_iter, rng)
         if len(starts) and self.n_iter > 0:
             # The incumbent is always climbed from: near convergence the best
             # acquisition is next to it, and random candidates rarely land that close.
@@ -771,6 +770,33 @@ class BayesianOptimizer:
         return _Pick(
             dict(cells[j]), hashes[j], points[j], float(values[i]), float(mu[i]), float(sd[i])
         )
+
+
+def _starts(points: np.ndarray, values: np.ndarray, n: int, rng: np.random.Generator) -> list[int]:
+    """Where the local searches start: the best candidate, then `n - 1` more drawn with
+    probability exp(value - best value), distinct points only.
+
+    The best few candidates by value usually sit on one hill of the acquisition;
+    drawn this way, the starts also reach other hills that are nearly as high, so
+    that one of them, once climbed, can turn out higher.
+    """
+    if n <= 0 or len(points) == 0:
+        return []
+    top = int(np.argmax(values))
+    weights = np.exp(np.minimum(values - values[top], 0.0))
+    weights[top] = 0.0
+    _, first = np.unique(points, axis=0, return_index=True)
+    mask = np.zeros(len(points), dtype=bool)
+    mask[first] = True
+    weights = np.where(mask, weights, 0.0)
+    chosen = [top]
+    available = int(np.count_nonzero(weights > 0))
+    if available and n > 1:
+        picks = rng.choice(
+            len(points), size=min(n - 1, available), replace=False, p=weights / weights.sum()
+        )
+        chosen.extend(int(i) for i in picks)
+    return chosen
 
 
 def _distinct(points: np.ndarray, order: np.ndarray, n: int) -> list[int]:

@@ -660,11 +660,12 @@ class BayesianOptimization(_Model):
     metric: Metric
     utility_function: UtilityFunction | None = None
     pending_strategy: PendingStrategy = Field(
-        default="constant_liar",
+        default="kriging_believer",
         description=(
             "hpo-engine extension: how running trials enter the model so that a batch is "
-            "diverse: `constant_liar` (as if they scored the worst value seen) or "
-            "`kriging_believer` (as if they scored what the model predicts)."
+            "diverse: `kriging_believer` (the default: as if they scored what the model "
+            "predicts) or `constant_liar` (as if they scored the worst value seen, which "
+            "spreads a batch further but exploits less)."
         ),
     )
 

@@ -245,7 +245,7 @@ def test_a_batch_straddling_the_design_ends_with_model_picks() -> None:
     assert [s.reason["phase"] for s in out] == ["initial", "initial", "model", "model"]
     # The first model pick sees the running trial and the two design points as pending.
     assert [s.reason["n_pending"] for s in out] == [1, 1, 3, 4]
-    assert out[2].reason["pending_strategy"] == "constant_liar"
+    assert out[2].reason["pending_strategy"] == "kriging_believer"
     assert len({s.params_hash for s in out}) == 4
 
 
