@@ -31,7 +31,8 @@ each running trial, and each point already chosen in the batch, enters the GP
 as if it had finished with a made-up value, either the GP's own prediction
 ("kriging believer", the default) or the worst value seen ("constant liar",
 pessimistic: it spreads a batch further, but with four workers it kept three of
-every four suggestions away from the best region; see bench/results/quality.md).
+every four suggestions away from the best region; in-process, 20 seeds, 60
+trials, 4 workers, EI: Branin regret 0.17 with the liar, 0.0007 with the believer).
 Fantasies are taken as exact (no observation noise), so the GP is certain at
 those points and the next choice goes elsewhere. They reuse the kernel fitted to
 the real observations: one Cholesky factorisation each.

@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from app.algorithms.bayes import (
     _Likelihood,
     _log_prior,
     _Posterior,
+    _starts,
     acquisition,
     log_acquisition,
 )
@@ -414,3 +416,18 @@ def test_either_direction_climbs_and_reports_in_metric_units(maximize: bool) -> 
     # The last prediction is of the metric as reported (near +3 or -3), not standardised.
     assert s.reason["predicted_mean"] == pytest.approx(observations[-1].value, abs=0.01)
     assert 0 <= s.reason["predicted_std"] < 0.1
+
+
+def test_local_searches_start_at_the_best_candidate_then_at_distinct_likely_ones() -> None:
+    points = np.array([[0.1], [0.2], [0.2], [0.3], [0.9]])
+    values = np.array([-50.0, 0.0, 0.0, -0.5, -1.0])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        chosen = _starts(points, values, 3, rng)
+        assert chosen[0] == 1
+        assert len(chosen) == 3 and len(set(chosen)) == 3
+        assert 2 not in chosen  # the same point as the best one
+    # Far below the best (exp(-50)), the first point is practically never a start.
+    picks = Counter(i for _ in range(200) for i in _starts(points, values, 2, rng)[1:])
+    assert picks[0] == 0 and picks[3] > picks[4] > 0
+    assert _starts(points, values, 0, rng) == []
