@@ -93,16 +93,7 @@ def run_optuna(problem: quality.Problem, algo: str, seed: int, trials: int) -> l
     )
 
     def objective(trial: Any) -> float:
-        params: dict[str, Any] = {}
-        for p in problem.params:
-            if p.choices is not None:
-                params[p.name] = trial.suggest_categorical(p.name, list(p.choices))
-            elif p.grid is not None:
-                step = p.grid[1] - p.grid[0]
-                params[p.name] = trial.suggest_float(p.name, p.grid[0], p.grid[-1], step=step)
-            else:
-                params[p.name] = trial.suggest_float(p.name, p.low, p.high)
-        return problem.evaluate(params)
+        return problem.evaluate(quality._optuna_params(trial, problem))
 
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=trials)
