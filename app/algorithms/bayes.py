@@ -721,6 +721,16 @@ class BayesianOptimizer:
         local = [self._climb(posterior, best, candidates[i]) for i in chosen]
         if local:
             climbed = self.encoder.snap(np.array(local))
+            discrete = self.encoder.is_discrete_column
+            if discrete.any() and not discrete.all():
+                # A climb through the relaxed cube ends between the allowed values of
+                # the discrete columns; snapping moves it off the hill it climbed. So
+                # the continuous columns are climbed again with the discrete ones held,
+                # from each snapped end and from each start (whose discrete values
+                # may be better than the ones the relaxed climb snapped to).
+                held = np.vstack([climbed, candidates[chosen]])
+                polished = [self._climb(posterior, best, x, fixed=discrete) for x in held]
+                climbed = np.vstack([climbed, self.encoder.snap(np.array(polished))])
             more = self._score(posterior, climbed, best)
             candidates = np.vstack([candidates, climbed])
             values, mu, sd = (
@@ -742,9 +752,22 @@ class BayesianOptimizer:
             return self._best_cell(posterior, best, excluded)
         return None
 
-    def _climb(self, posterior: _Posterior, best: float, start: np.ndarray) -> np.ndarray:
-        """A local maximum of the acquisition near `start`, by L-BFGS-B in the unit cube."""
+    def _climb(
+        self,
+        posterior: _Posterior,
+        best: float,
+        start: np.ndarray,
+        fixed: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A local maximum of the acquisition near `start`, by L-BFGS-B in the unit cube.
+
+        Columns where `fixed` is true keep their value in `start`.
+        """
         dims = len(start)
+        bounds = list(self.encoder.bounds)
+        if fixed is not None:
+            for j in np.flatnonzero(fixed):
+                bounds[j] = (float(start[j]), float(start[j]))
         steps = FD_STEP * np.eye(dims)
 
         def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -757,7 +780,7 @@ class BayesianOptimizer:
             start,
             jac=True,
             method="L-BFGS-B",
-            bounds=self.encoder.bounds,
+            bounds=bounds,
             options={"maxiter": LBFGS_MAXITER},
         )
         return np.clip(result.x, 0.0, 1.0)

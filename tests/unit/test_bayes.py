@@ -431,3 +431,43 @@ def test_local_searches_start_at_the_best_candidate_then_at_distinct_likely_ones
     picks = Counter(i for _ in range(200) for i in _starts(points, values, 2, rng)[1:])
     assert picks[0] == 0 and picks[3] > picks[4] > 0
     assert _starts(points, values, 0, rng) == []
+
+
+def test_a_pick_in_a_mixed_space_tops_its_hill_along_the_continuous_columns() -> None:
+    """The discrete value is snapped before the continuous ones are settled, not after.
+
+    The best `x` depends on `k`; a climb through the relaxed cube stops at the `x`
+    of a `k` between the allowed values, and snapping `k` alone leaves `x` off the
+    top of the acquisition for the `k` it snapped to.
+    """
+    space = Space.from_matrix(
+        {"x": {"uniform": {"low": 0.0, "high": 1.0}}, "k": {"values": [0, 1, 2, 3]}}
+    )
+
+    def f(params: dict[str, Any]) -> float:
+        return (params["x"] - 0.25 * params["k"] - 0.1) ** 2 + 0.3 * (params["k"] - 1.4) ** 2
+
+    optimizer = make(space, acquisition="ei", eps=0.0, n_initial_trials=8)
+    seen: list[tuple[Any, float, Any]] = []
+    maximise = optimizer._maximise
+
+    def spy(posterior: Any, best: float, *args: Any) -> Any:
+        pick = maximise(posterior, best, *args)
+        seen.append((posterior, best, pick))
+        return pick
+
+    optimizer._maximise = spy  # type: ignore[method-assign]
+    observations: list[Observation] = []
+    taken: set[str] = set()
+    for i in range(16):
+        (s,) = optimizer.suggest(observations, [], taken, 1, draw_index=i)
+        observations.append(Observation(s.params, f(s.params)))
+        taken.add(s.params_hash)
+    assert len(seen) == 8
+    discrete = optimizer.encoder.is_discrete_column
+    assert discrete.tolist() == [False, True]
+    for posterior, best, pick in seen:
+        again = optimizer._climb(posterior, best, pick.point, fixed=discrete)
+        assert again[1] == pick.point[1]  # the fixed column stays where it was
+        (value,), _, _ = optimizer._score(posterior, again[None, :], best)
+        assert value <= pick.value + 1e-3 * max(1.0, abs(pick.value))
