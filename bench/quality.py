@@ -76,7 +76,7 @@ OPTUNA_SYSTEMS = ("optuna_gp", "optuna_tpe", "optuna_tpe_indep", "optuna_random"
 ALL_SYSTEMS = SERVICE_SYSTEMS + OPTUNA_SYSTEMS
 SYSTEM_LABEL = {
     "bo": "hpo bo (ucb, the default)",
-    "bo_ei": "hpo bo (ei)",
+    "bo_ei": "hpo bo (ei, matern 2.5)",
     "tpe": "hpo tpe",
     "random": "hpo random",
     "optuna_gp": "Optuna GPSampler",
@@ -326,7 +326,13 @@ def service_spec(
             "metric": METRIC,
         }
         if acquisition == "ei":
-            bo["utility_function"] = {"acquisition_function": "ei", "eps": 0.0}
+            # EI on a Matern 5/2 kernel, as GPSampler has: the fair pairing. A
+            # utility_function without gaussian_process gets Polyaxon's nu 1.5.
+            bo["utility_function"] = {
+                "acquisition_function": "ei",
+                "eps": 0.0,
+                "gaussian_process": {"kernel": "matern", "nu": 2.5},
+            }
         # "ucb": no utility_function, i.e. the service's default UCB with kappa 2.576
         hptuning["bo"] = bo
     elif system == "tpe":
@@ -775,7 +781,8 @@ def report(
     add(
         f"- hpo bo: n_initial_trials {N_INITIAL}, pending_strategy left out (kriging "
         "believer); `bo`: no utility_function, i.e. the default UCB with kappa 2.576; "
-        "`bo_ei`: utility_function EI with eps 0, the acquisition Optuna's GPSampler uses"
+        "`bo_ei`: utility_function EI with eps 0 and a Matern kernel with nu 2.5, the "
+        "acquisition and kernel of Optuna's GPSampler"
         f"; hpo tpe: n_initial_trials {N_INITIAL}, its defaults (a joint Parzen estimator over "
         "all params; numeric lists modelled by rank). Service: `hpo serve --workers 2` and one "
         "`hpo worker` on PostgreSQL, driven over HTTP."

@@ -22,7 +22,9 @@ Two phases:
   the unit cube (EI and POI through their logarithms, which do not underflow):
   random candidates, then L-BFGS-B from the best of them, from others drawn with
   probability exp(acquisition - best acquisition) and from the best observation,
-  each candidate snapped to a configuration. The best candidate whose
+  each candidate snapped to a configuration; in a space with both discrete and
+  continuous columns the continuous ones are climbed once more with the discrete
+  ones held at allowed values (three climbs per start). The best candidate whose
   configuration is new wins; a discrete space of at most 2048 configurations is
   searched exhaustively.
 
