@@ -626,7 +626,13 @@ class UtilityFunction(_Model):
     acquisition_function: _AcquisitionFunction = "ucb"
     kappa: float | None = Field(default=None, validate_default=True)
     eps: float | None = Field(default=None, validate_default=True)
-    gaussian_process: GaussianProcess | None = None
+    gaussian_process: GaussianProcess | None = Field(
+        default=None,
+        description=(
+            "Left out: a Matern kernel with nu 2.5, as when utility_function is left out "
+            "(Polyaxon requires it). Given without nu, a Matern kernel has Polyaxon's nu 1.5."
+        ),
+    )
     n_warmup: _PositiveInt | None = None
     n_iter: _PositiveInt | None = None
 

@@ -1,5 +1,6 @@
 """Use cases of a group as a whole: create, look at, list, stop, delete, export."""
 
+import copy
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
@@ -65,8 +66,12 @@ def create_group(
             ],
         )
     normalized = spec.normalized()
-    if algorithm == "bo" and "utility_function" not in normalized["bo"]:
-        normalized["bo"]["utility_function"] = DEFAULT_UTILITY  # so the group shows what it runs
+    if algorithm == "bo":  # the defaults are written out so that the group shows what it runs
+        utility = normalized["bo"].setdefault("utility_function", copy.deepcopy(DEFAULT_UTILITY))
+        # Polyaxon refuses a utility_function without gaussian_process at run time; here it
+        # gets the same Matern 5/2 as the default, not the nu 1.5 of a gaussian_process that
+        # names no nu. Groups stored before this keep the 1.5 they ran with (build_searcher).
+        utility.setdefault("gaussian_process", copy.deepcopy(DEFAULT_UTILITY["gaussian_process"]))
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     try:
         searcher = build_searcher(algorithm, normalized, seed)

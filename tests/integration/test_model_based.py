@@ -102,6 +102,29 @@ def test_bo_without_utility_function_shows_its_defaults(pg_server: LiveServer) -
     assert utility["gaussian_process"]["nu"] == 2.5
 
 
+def test_bo_utility_function_without_gaussian_process_gets_the_default_kernel(
+    pg_server: LiveServer,
+) -> None:
+    utility = {"acquisition_function": "ei", "eps": 0.0}
+    spec = {
+        "matrix": BRANIN_SPACE,
+        "bo": {"n_initial_trials": 2, "n_iterations": 1, "metric": {"name": "loss"}},
+    }
+    spec["bo"]["utility_function"] = utility
+    shown = create(pg_server, spec)["hptuning"]["bo"]["utility_function"]
+    assert shown["acquisition_function"] == "ei" and shown["eps"] == 0.0
+    assert shown["gaussian_process"] == {
+        "kernel": "matern",
+        "length_scale": 1.0,
+        "nu": 2.5,
+        "n_restarts_optimizer": 0,
+    }
+    # A gaussian_process that names no nu keeps Polyaxon's 1.5.
+    spec["bo"]["utility_function"] = {**utility, "gaussian_process": {"kernel": "matern"}}
+    shown = create(pg_server, spec)["hptuning"]["bo"]["utility_function"]
+    assert shown["gaussian_process"]["nu"] == 1.5
+
+
 def test_tpe_on_branin_with_four_workers(pg_server: LiveServer) -> None:
     spec = {
         "concurrency": 4,
