@@ -12,8 +12,9 @@ concurrent clients of the service see.
         --section '{"utility_function": {"acquisition_function": "ei", "eps": 0.0}}'
     python bench/inprocess.py --algo tpe --function mixed --seeds 40 --optuna
 
-Prints the median regret at 30 trials and at --trials, and how many seeds end within
-0.05 of the optimum (for Hartmann6: found the global optimum's basin).
+Prints the median regret at 30 trials and at --trials, how many seeds end within 0.05
+of the optimum (for Hartmann6: found the global optimum's basin) and how many stall
+above a regret of 1.
 """
 
 import argparse
@@ -35,6 +36,7 @@ from app.algorithms import build_searcher  # noqa: E402
 from app.algorithms.base import Observation  # noqa: E402
 
 NEAR = 0.05  # a regret below this: the run found the global optimum's basin
+STALLED = 1.0  # a regret above this at the end: the run stalled far from any good basin
 
 
 def normalised_matrix(problem: quality.Problem) -> dict[str, Any]:
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.function}, {args.workers} worker(s), {who}: median regret "
         f"{np.median(at_30):.3g} at 30 trials, {np.median(at_end):.3g} at {args.trials}; "
         f"within {NEAR} of the optimum: {sum(r < NEAR for r in at_end)} of {args.seeds} "
-        f"seeds; {time.perf_counter() - started:.0f} s"
+        f"seeds, stalled above {STALLED}: {sum(r > STALLED for r in at_end)}; "
+        f"{time.perf_counter() - started:.0f} s"
     )
 
 
