@@ -74,6 +74,11 @@ MODEL_ROUNDS = 4
 # 0.018 -> 0.064 and 0.059 -> 0.077, Hartmann6 0.31 -> 0.29 and 0.63 -> 0.32,
 # mixed 0.55 -> 0.30 and 0.69 -> 0.36 (with the bandwidth rule of `_Parzen.fit`).
 DEFAULT_GAMMA = 0.15
+# TODO(hpo): with one worker, a run stalls in a poor region more often than Optuna's
+# TPE does (bench/inprocess.py, mixed function, 200 seeds, 60 trials: 23 runs above
+# regret 1 against 9; median 0.311 against 0.271). Neither gamma, prior weight,
+# categorical smoothing nor wider or narrower bandwidth floors closed it; the cause
+# is not found yet.
 PRIOR_ATTEMPTS = 64
 SCAN_CHUNK = 256
 # A last-resort scan of an all-discrete space looks at this many cells at most,
