@@ -326,8 +326,8 @@ def service_spec(
             "metric": METRIC,
         }
         if acquisition == "ei":
-            # EI on a Matern 5/2 kernel, as GPSampler has: the fair pairing. A
-            # utility_function without gaussian_process gets Polyaxon's nu 1.5.
+            # EI on a Matern 5/2 kernel, as GPSampler has: the fair pairing (spelt
+            # out, though a utility_function without gaussian_process now gets it too).
             bo["utility_function"] = {
                 "acquisition_function": "ei",
                 "eps": 0.0,

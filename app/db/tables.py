@@ -62,6 +62,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Json: Any = JSON().with_variant(JSONB(), "postgresql")
+# JSON that keeps an object's keys in the order written (PostgreSQL's json, not jsonb,
+# which sorts them): a group's matrix order is its grid order and its draw order.
+OrderedJson: Any = JSON()
 # SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY.
 BigId: Any = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -114,7 +117,7 @@ groups = Table(
     Column("algorithm", String(20), nullable=False),
     Column("status", String(20), nullable=False),
     Column("status_reason", Text),
-    Column("spec", Json, nullable=False),
+    Column("spec", OrderedJson, nullable=False),
     Column("content", Text),
     Column("seed", BigInteger, nullable=False),
     Column("concurrency", Integer, nullable=False),

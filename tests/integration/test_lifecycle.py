@@ -35,6 +35,22 @@ def test_grid_hands_out_cells_in_order_then_finishes(client: TestClient) -> None
     assert answer == {"trials": [], "group_status": "done", "retry_after": None}
 
 
+def test_grid_order_is_the_order_the_matrix_was_written_in(client: TestClient) -> None:
+    # PostgreSQL's jsonb would sort these keys by length ("lr" first); the first key
+    # written must stay the slowest, as in Polyaxon and on SQLite.
+    matrix = {"batch_size": {"values": [32, 64]}, "lr": {"values": [0.1, 0.01]}}
+    g = create_group(client, {"concurrency": 4, "matrix": matrix, "grid_search": {}})
+    assert list(g["hptuning"]["matrix"]) == ["batch_size", "lr"]
+    assert list(group(client, g["id"])["hptuning"]["matrix"]) == ["batch_size", "lr"]
+    trials = suggest(client, g["id"], count=4)["trials"]
+    assert [(t["params"]["batch_size"], t["params"]["lr"]) for t in trials] == [
+        (32, 0.1),
+        (32, 0.01),
+        (64, 0.1),
+        (64, 0.01),
+    ]
+
+
 def test_concurrency_caps_running_trials(client: TestClient) -> None:
     g = create_group(client, SMALL_GRID)
     first = suggest(client, g["id"], count=5)
