@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--algo", choices=("bo", "tpe"), default="bo")
     parser.add_argument("--function", choices=tuple(quality.PROBLEMS), default="hartmann6")
-    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds F..F+N-1")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--section", default="{}", help="JSON merged into the algorithm's section")
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     section = json.loads(args.section)
     started = time.perf_counter()
     at_30, at_end = [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         if args.optuna:
             best = run_optuna(problem, args.algo, seed, args.trials)
         else:
