@@ -41,10 +41,13 @@ def model_inputs(
     Failed trials and trials without the metric are not observations; running
     and pending (re-offered) trials are pending points.
     """
+    # In the order of the draws: without it PostgreSQL returns rows as they lie in the
+    # heap, where each completed trial's new row version lands, and the model, fed the
+    # same results in another order, rounds differently and suggests something else.
     rows = conn.execute(
-        select(trials.c.params, trials.c.params_hash, trials.c.status, trials.c.objective).where(
-            trials.c.group_id == group_id, trials.c.status != "expired"
-        )
+        select(trials.c.params, trials.c.params_hash, trials.c.status, trials.c.objective)
+        .where(trials.c.group_id == group_id, trials.c.status != "expired")
+        .order_by(trials.c.config_index, trials.c.id)
     ).all()
     observations = [
         Observation(params=r.params, value=r.objective)
