@@ -35,7 +35,8 @@ Choices this module makes where the paper leaves room:
   observations, the outermost ones measured to their one neighbour, not to the
   interval's edge (see `_Parzen.fit`);
 - the good set is the best ceil(gamma * n) observations, at least one, with
-  gamma 0.15 by default (the paper uses 0.25; see DEFAULT_GAMMA).
+  gamma 0.12 by default and 0.1 while running trials or earlier picks of a
+  batch are lied about (the paper uses 0.25; see DEFAULT_GAMMA).
 
 The object keeps no state: `TPE.suggest` is a pure function of the constructor's
 arguments and of what it is given. All randomness comes from numpy Generators
@@ -69,16 +70,18 @@ MAX_BANDWIDTH_SHRINK = 100.0
 # small discrete space l concentrates on a few, possibly taken, configurations.
 MODEL_ROUNDS = 4
 # The good set's share of the observations. The paper's 0.25 keeps 15 of 60 points
-# good, too many to say where the optimum is in 6 dimensions; 0.1 (Optuna's) lost
-# on Branin. 0.15, in-process over 40 seeds at 60 trials, 1 and 4 workers: Branin
-# 0.018 -> 0.064 and 0.059 -> 0.077, Hartmann6 0.31 -> 0.29 and 0.63 -> 0.32,
-# mixed 0.55 -> 0.30 and 0.69 -> 0.36 (with the bandwidth rule of `_Parzen.fit`).
-DEFAULT_GAMMA = 0.15
-# TODO(hpo): with one worker, a run stalls in a poor region more often than Optuna's
-# TPE does (bench/inprocess.py, mixed function, 200 seeds, 60 trials: 23 runs above
-# regret 1 against 9; median 0.311 against 0.271). Neither gamma, prior weight,
-# categorical smoothing nor wider or narrower bandwidth floors closed it; the cause
-# is not found yet.
+# good, too many to say where the optimum is in 6 dimensions. Optuna's 0.1 refines
+# worse in few dimensions (bench/inprocess.py, 600 seeds, 60 trials, one worker:
+# Branin 0.104 against 0.074 with 0.12), 0.15 leaves more 6-D runs stalled (Hartmann6:
+# 38 of 600 above regret 1, 0.12: 29). With trials running in parallel the lies
+# already spread a batch and a wider l(x) spreads it further: at 4 workers 0.15 lost
+# to 0.1 (Hartmann6 0.403 against 0.369, mixed 0.374 against 0.336), so the share
+# drops to BATCH_GAMMA while any lie is in g(x).
+DEFAULT_GAMMA = 0.12
+BATCH_GAMMA = 0.1
+# TODO(hpo): on the mixed function more runs stall above regret 1 than with Optuna's
+# TPE (1200 seeds in-process: 135 against 90 with one worker, 159 against 129 with
+# four) though the medians are level or better; the cause is not found.
 PRIOR_ATTEMPTS = 64
 SCAN_CHUNK = 256
 # A last-resort scan of an all-discrete space looks at this many cells at most,
@@ -156,6 +159,12 @@ class _Parzen:
         a good set of a few points per dimension that spreads l(x) over the whole
         cube. Bounded by their own neighbour they stay where the good points are
         (bench/quality.py, 40 seeds in-process: mixed 0.55 -> 0.38 at 60 trials).
+
+        Points that share a value (a list or a quantized param tried more than
+        once) all take the floor: the value is a mode of the set. The rule by
+        neighbours alone gives the copies 0 and, arbitrarily, the first and the
+        last copy the gaps on either side; which copies those are used to depend
+        on the order of the points.
         """
         n = len(points)
         order = np.argsort(points, kind="stable")
@@ -165,6 +174,8 @@ class _Parzen:
             left[0], right[-1] = 0.0, 0.0  # the outermost points: their one neighbour
         widths = np.empty(n)
         widths[order] = np.maximum(left, right)
+        _, copy_of, copies = np.unique(points, return_inverse=True, return_counts=True)
+        widths[copies[copy_of] > 1] = 0.0
         floor = prior_sigma / min(MAX_BANDWIDTH_SHRINK, n + 2.0)
         sigmas = np.append(np.clip(widths, floor, prior_sigma), prior_sigma)
         mus = np.append(points, prior_mu)
@@ -530,6 +541,7 @@ class TPE:
         n_initial_trials: int = 10,
         n_candidates: int = 24,
         gamma: float = DEFAULT_GAMMA,
+        batch_gamma: float = BATCH_GAMMA,
         prior_weight: float = 1.0,
         constant_liar: bool = True,
         multivariate: bool = True,
@@ -543,6 +555,8 @@ class TPE:
             n_initial_trials: Random draws before the model takes over, >= 0.
             n_candidates: Candidates drawn from l(x) per suggestion, >= 1.
             gamma: Fraction of observations in the good set, in (0, 1].
+            batch_gamma: The fraction for draws whose g(x) holds lies (running
+                trials, picks made earlier in the same call), in (0, 1].
             prior_weight: Weight of the prior in every density (one pseudo-
                 observation per unit), > 0.
             constant_liar: Count running and same-batch points as bad observations.
@@ -558,8 +572,9 @@ class TPE:
             raise ValueError(f"n_initial_trials must be an integer >= 0, got {n_initial_trials!r}")
         if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
             raise ValueError(f"n_candidates must be an integer >= 1, got {n_candidates!r}")
-        if not _is_number(gamma) or not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        for name, share in (("gamma", gamma), ("batch_gamma", batch_gamma)):
+            if not _is_number(share) or not 0 < share <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {share!r}")
         if not _is_number(prior_weight) or not (0 < prior_weight < math.inf):
             raise ValueError(f"prior_weight must be a finite number > 0, got {prior_weight!r}")
         self._space = space
@@ -570,14 +585,20 @@ class TPE:
         self._n_initial = n_initial_trials
         self._n_candidates = n_candidates
         self._gamma = float(gamma)
+        self._batch_gamma = float(batch_gamma)
         self._prior_weight = float(prior_weight)
         self._constant_liar = bool(constant_liar)
         self._multivariate = bool(multivariate)
 
-    def n_good(self, n: int) -> int:
-        """The size of the good set for `n` observations: ceil(gamma * n), in [1, n]."""
+    def n_good(self, n: int, *, lying: bool = False) -> int:
+        """The size of the good set for `n` observations: ceil(gamma * n), in [1, n].
+
+        `lying`: g(x) holds lies (running trials, earlier picks of the batch), and
+        `batch_gamma` is the share.
+        """
+        share = self._batch_gamma if lying else self._gamma
         # The epsilon keeps 0.55 * 100 = 55.00000000000001 from rounding up to 56.
-        return min(n, max(1, math.ceil(self._gamma * n - 1e-9)))
+        return min(n, max(1, math.ceil(share * n - 1e-9)))
 
     def suggest(
         self,
@@ -616,8 +637,10 @@ class TPE:
         n_obs = len(usable)
         chosen: list[Suggestion] = []
         chosen_hashes: set[str] = set()
-        # l(x) depends on the observations alone: fitted once, at the first model draw.
-        fitted: tuple[list[Any], np.ndarray, int] | None = None
+        # l(x) depends on the observations and on whether g(x) holds lies (running
+        # trials, picks made earlier in the batch), which call for the smaller good
+        # set of `batch_gamma`: fitted at most once each way.
+        fitted: dict[bool, tuple[list[Any], np.ndarray, int]] = {}
         lies = self._encode(pending if self._constant_liar else [])
 
         def free(h: str) -> bool:
@@ -631,13 +654,14 @@ class TPE:
             if index < self._n_initial or n_obs < 2:
                 params = self._initial(index, free)
             else:
-                if fitted is None:
-                    fitted = self._fit_good(usable)
-                good, bad_observed, split = fitted
                 # g(x) is refitted per draw: each point chosen earlier in the batch
                 # is one more lie.
                 earlier = self._encode([s.params for s in chosen] if self._constant_liar else [])
                 n_lies = len(lies) + len(earlier)
+                lying = n_lies > 0
+                if lying not in fitted:
+                    fitted[lying] = self._fit_good(usable, lying=lying)
+                good, bad_observed, split = fitted[lying]
                 bad = self._fit(np.vstack([bad_observed, lies, earlier]))
                 picked = self._model(index, _Models(good=good, bad=bad), free)
                 params, log_ratio = (None, None) if picked is None else picked
@@ -705,13 +729,15 @@ class TPE:
             for j, (axis, kernels) in enumerate(zip(self._axes, good.dims, strict=True))
         ]
 
-    def _fit_good(self, usable: Sequence[Observation]) -> tuple[list[Any], np.ndarray, int]:
+    def _fit_good(
+        self, usable: Sequence[Observation], *, lying: bool
+    ) -> tuple[list[Any], np.ndarray, int]:
         """l(x) of every param, the bad observations (model scale) and the split size."""
         losses = np.array([-o.value if self._maximize else o.value for o in usable], dtype=float)
         # Stable: ties keep the order the observations came in, so the split is
         # a function of the input alone.
         order = np.argsort(losses, kind="stable")
-        n_good = self.n_good(len(usable))
+        n_good = self.n_good(len(usable), lying=lying)
         matrix = self._encode([o.params for o in usable])
         return self._fit(matrix[order[:n_good]]), matrix[order[n_good:]], n_good
 

@@ -364,13 +364,55 @@ def test_reason_fields_are_filled_and_json_serialisable() -> None:
 
 
 def test_the_good_set_is_gamma_of_the_observations_and_at_least_one() -> None:
-    tpe = TPE(BRANIN, seed=0, maximize=False)  # gamma 0.15
-    assert [tpe.n_good(n) for n in (1, 2, 6, 7, 13, 14, 200)] == [1, 1, 1, 2, 2, 3, 30]
+    tpe = TPE(BRANIN, seed=0, maximize=False)  # gamma 0.12, 0.1 while lying
+    assert [tpe.n_good(n) for n in (1, 2, 8, 9, 16, 17, 200)] == [1, 1, 1, 2, 2, 3, 24]
+    lying = [tpe.n_good(n, lying=True) for n in (1, 10, 11, 20, 21, 200)]
+    assert lying == [1, 1, 2, 2, 3, 20]
     quarter = TPE(BRANIN, seed=0, maximize=False, gamma=0.25)
     assert [quarter.n_good(n) for n in (1, 2, 4, 5, 8, 9, 200)] == [1, 1, 1, 2, 2, 3, 50]
     assert TPE(BRANIN, seed=0, maximize=False, gamma=1.0).n_good(7) == 7
     # 0.55 * 100 is 55.00000000000001 in floating point; the split is still 55.
     assert TPE(BRANIN, seed=0, maximize=False, gamma=0.55).n_good(100) == 55
+
+
+def test_the_good_set_shrinks_while_the_constant_liar_lies() -> None:
+    observations = [
+        Observation(BRANIN.sample(4, i), branin(BRANIN.sample(4, i))) for i in range(50)
+    ]
+    taken = {params_hash(o.params) for o in observations}
+    tpe = TPE(BRANIN, seed=3, maximize=False, gamma=0.2, batch_gamma=0.1)
+
+    def split(pending: list[dict[str, Any]], count: int) -> list[int]:
+        picks = tpe.suggest(observations, pending, taken, count, draw_index=50)
+        return [s.reason["gamma_split"] for s in picks]
+
+    assert split([], 1) == [10]  # nothing running: gamma
+    assert split([BRANIN.sample(5, 0)], 2) == [5, 5]  # a running trial is a lie
+    assert split([], 3) == [10, 5, 5]  # so are the earlier picks of a batch
+    honest = TPE(BRANIN, seed=3, maximize=False, gamma=0.2, constant_liar=False)
+    assert (
+        honest.suggest(observations, [BRANIN.sample(5, 0)], taken, 2, draw_index=50)[0].reason[
+            "gamma_split"
+        ]
+        == 10
+    )
+
+
+def test_points_that_share_a_value_take_the_floor_whatever_their_order() -> None:
+    fit = functools.partial(
+        _Parzen.fit, low=-0.5, high=4.5, prior_mu=2.0, prior_sigma=5.0, prior_weight=1.0
+    )
+    floor = 5.0 / 8  # six points
+    # Ranks 0 and 3 are tried twice: floor. 1 has neighbours 0 and 3 (gaps 1 and 2),
+    # 4 is outermost and has 3 (gap 1). The old rule gave one copy of 0 and of 3 a
+    # gap instead, and which copy depended on the order.
+    points = np.array([3.0, 0.0, 1.0, 3.0, 4.0, 0.0])
+    expected = {0.0: floor, 1.0: 2.0, 3.0: floor, 4.0: 1.0}
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        shuffled = rng.permutation(points)
+        parzen = fit(shuffled)
+        assert parzen.sigmas[:-1] == pytest.approx([expected[v] for v in shuffled])
 
 
 def test_model_draws_are_truncated_not_clipped_at_the_bounds() -> None:
