@@ -10,11 +10,13 @@ concurrent clients of the service see.
     python bench/inprocess.py --algo bo --function hartmann6 --seeds 30
     python bench/inprocess.py --algo bo --function branin --workers 4 \\
         --section '{"utility_function": {"acquisition_function": "ei", "eps": 0.0}}'
-    python bench/inprocess.py --algo tpe --function mixed --seeds 40 --optuna
+    python bench/inprocess.py --algo tpe --function mixed --seeds 40 --optuna --raw optuna.json
+    python bench/inprocess.py --algo tpe --function mixed --seeds 40 --against optuna.json
 
 Prints the median regret at 30 trials and at --trials, how many seeds end within 0.05
-of the optimum (for Hartmann6: found the global optimum's basin) and how many stall
-above a regret of 1.
+of the optimum (for Hartmann6: found the global optimum's basin), how many stall
+above a regret of 1, and the mean regret. With `--optuna`, Optuna's workers are
+simulated the same way, through its ask-and-tell interface.
 """
 
 import argparse
@@ -83,8 +85,10 @@ def run_ours(
     return list(np.minimum.accumulate([o.value for o in observations]))
 
 
-def run_optuna(problem: quality.Problem, algo: str, seed: int, trials: int) -> list[float]:
-    """Optuna's GPSampler or TPESampler with its defaults, one worker."""
+def run_optuna(
+    problem: quality.Problem, algo: str, seed: int, workers: int, trials: int
+) -> list[float]:
+    """Optuna's GPSampler or TPESampler with its defaults, workers simulated as for ours."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -93,13 +97,19 @@ def run_optuna(problem: quality.Problem, algo: str, seed: int, trials: int) -> l
         if algo == "bo"
         else optuna.samplers.TPESampler(seed=seed)
     )
-
-    def objective(trial: Any) -> float:
-        return problem.evaluate(quality._optuna_params(trial, problem))
-
     study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=trials)
-    return list(np.minimum.accumulate([t.value for t in study.trials]))
+    running: list[tuple[Any, dict[str, Any]]] = []
+    values: list[float] = []
+    asked = 0
+    while len(values) < trials:
+        while len(running) < workers and asked < trials:
+            trial = study.ask()
+            running.append((trial, quality._optuna_params(trial, problem)))
+            asked += 1
+        trial, params = running.pop(0)
+        values.append(problem.evaluate(params))
+        study.tell(trial, values[-1])
+    return list(np.minimum.accumulate(values))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--optuna", action="store_true", help="run Optuna's sampler of the same kind instead"
     )
+    parser.add_argument("--raw", type=Path, help="write each seed's final regret here (JSON)")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a --raw file of another run: print the one-sided Mann-Whitney p that this "
+        "run's final regrets are larger",
+    )
     args = parser.parse_args(argv)
-    if args.optuna and args.workers != 1:
-        parser.error("--optuna runs one worker only")
     problem = quality.PROBLEMS[args.function]
     optimum = {"branin": quality.BRANIN_OPTIMUM, "hartmann6": quality.HARTMANN6_OPTIMUM}.get(
         args.function
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     at_30, at_end = [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         if args.optuna:
-            best = run_optuna(problem, args.algo, seed, args.trials)
+            best = run_optuna(problem, args.algo, seed, args.workers, args.trials)
         else:
             best = run_ours(problem, args.algo, seed, args.workers, args.trials, section)
         at_30.append(best[min(29, len(best) - 1)] - optimum)
@@ -139,9 +154,22 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.function}, {args.workers} worker(s), {who}: median regret "
         f"{np.median(at_30):.3g} at 30 trials, {np.median(at_end):.3g} at {args.trials}; "
         f"within {NEAR} of the optimum: {sum(r < NEAR for r in at_end)} of {args.seeds} "
-        f"seeds, stalled above {STALLED}: {sum(r > STALLED for r in at_end)}; "
-        f"{time.perf_counter() - started:.0f} s"
+        f"seeds, stalled above {STALLED}: {sum(r > STALLED for r in at_end)}; mean regret "
+        f"{np.mean(at_end):.3g}; {time.perf_counter() - started:.0f} s"
     )
+    if args.raw:
+        first = args.first_seed
+        seeds = list(range(first, first + args.seeds))
+        args.raw.write_text(json.dumps({"run": who, "seeds": seeds, "regret": at_end}))
+    if args.against:
+        from scipy.stats import mannwhitneyu
+
+        other = json.loads(args.against.read_text())
+        p = mannwhitneyu(at_end, other["regret"], alternative="greater").pvalue
+        print(
+            f"against {other['run']} (median {np.median(other['regret']):.3g}, "
+            f"{len(other['regret'])} seeds): p = {p:.3f} that this run's regrets are larger"
+        )
 
 
 if __name__ == "__main__":
