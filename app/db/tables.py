@@ -63,7 +63,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 Json: Any = JSON().with_variant(JSONB(), "postgresql")
 # JSON that keeps an object's keys in the order written (PostgreSQL's json, not jsonb,
-# which sorts them): a group's matrix order is its grid order and its draw order.
+# which sorts them): a group's matrix order is its grid order and its draw order, and
+# a trial's params are shown in that order.
 OrderedJson: Any = JSON()
 # SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY.
 BigId: Any = BigInteger().with_variant(Integer(), "sqlite")
@@ -151,7 +152,7 @@ trials = Table(
     Column("config_index", BigInteger, nullable=False),
     # 0 for the first hand-out of a configuration, +1 each time an expired lease re-offers it.
     Column("attempt", Integer, nullable=False, default=0),
-    Column("params", Json, nullable=False),
+    Column("params", OrderedJson, nullable=False),
     Column("params_hash", String(40), nullable=False),
     Column("status", String(16), nullable=False),
     Column("worker_id", String(200)),
@@ -192,7 +193,7 @@ suggestion_queue = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("group_id", BigId, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
-    Column("params", Json, nullable=False),
+    Column("params", OrderedJson, nullable=False),
     Column("params_hash", String(40), nullable=False),
     Column("reason", Json),
     Column("basis", Integer, nullable=False),

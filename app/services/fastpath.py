@@ -18,7 +18,7 @@ quick enough.
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 from sqlalchemy import Connection
 
 from app.algorithms import GridSearch, MappingSearch, RandomSearch
@@ -85,7 +85,7 @@ def suggest_one(
     lease = now + timedelta(seconds=group["lease_seconds"])
     args |= {
         "index": index,
-        "params": Jsonb(proposal.params),
+        "params": Json(proposal.params),  # json, as the column: keeps the key order
         "params_hash": proposal.params_hash,
         "worker_id": worker_id,
         "lease": lease,

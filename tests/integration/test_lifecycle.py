@@ -51,6 +51,26 @@ def test_grid_order_is_the_order_the_matrix_was_written_in(client: TestClient) -
     ]
 
 
+def test_a_trial_shows_its_params_in_the_order_the_matrix_was_written_in(
+    client: TestClient,
+) -> None:
+    # jsonb would give "a" first (shorter keys first); the user wrote "zeta" first.
+    matrix = {"zeta": {"values": [1, 2, 3]}, "a": {"uniform": [0, 1]}}
+    spec = {"concurrency": 2, "matrix": matrix, "random_search": {"n_experiments": 4}}
+    g = create_group(client, spec)
+    # The first suggestion starts the group; the second, of a running group, takes
+    # PostgreSQL's fast path, which writes its row in its own SQL.
+    handed = [suggest(client, g["id"])["trials"][0] for _ in range(2)]
+    assert [list(t["params"]) for t in handed] == [["zeta", "a"]] * 2
+    for t in handed:
+        shown = client.get(f"/api/v1/trials/{t['id']}").json()
+        assert list(shown["params"]) == ["zeta", "a"]
+    listed = client.get(f"/api/v1/groups/{g['id']}/trials").json()
+    assert [list(t["params"]) for t in listed["items"]] == [["zeta", "a"]] * 2
+    done = complete(client, handed[1]["id"])
+    assert list(done["params"]) == ["zeta", "a"]
+
+
 def test_concurrency_caps_running_trials(client: TestClient) -> None:
     g = create_group(client, SMALL_GRID)
     first = suggest(client, g["id"], count=5)
