@@ -64,7 +64,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 Json: Any = JSON().with_variant(JSONB(), "postgresql")
 # JSON that keeps an object's keys in the order written (PostgreSQL's json, not jsonb,
 # which sorts them): a group's matrix order is its grid order and its draw order, and
-# a trial's params are shown in that order.
+# a trial shows its params, values and reason in the order they were written.
 OrderedJson: Any = JSON()
 # SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY.
 BigId: Any = BigInteger().with_variant(Integer(), "sqlite")
@@ -158,7 +158,7 @@ trials = Table(
     Column("worker_id", String(200)),
     Column("lease_expires_at", UTCDateTime),
     Column("objective", Float),
-    Column("values", Json),
+    Column("values", OrderedJson),
     Column("stop_reason", Text),
     Column("replaces_id", BigId),
     # Hyperband: where the trial sits, what it trains with, and the trial it continues.
@@ -168,7 +168,7 @@ trials = Table(
     Column("resume_from", BigId),
     Column("resume", Boolean),
     # Model-based search: why this configuration was chosen (phase, acquisition, prediction).
-    Column("reason", Json),
+    Column("reason", OrderedJson),
     # Who proposed it: the group's `algorithm`, the `user` (enqueued), or an `import`.
     # Trials of the user and imports have negative config_index, apart from the algorithm's.
     Column("source", String(16), nullable=False, server_default="algorithm"),
@@ -195,7 +195,7 @@ suggestion_queue = Table(
     Column("group_id", BigId, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
     Column("params", OrderedJson, nullable=False),
     Column("params_hash", String(40), nullable=False),
-    Column("reason", Json),
+    Column("reason", OrderedJson),
     Column("basis", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "group_id", "basis"),

@@ -18,7 +18,7 @@ quick enough.
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Json, Jsonb
+from psycopg.types.json import Json
 from sqlalchemy import Connection
 
 from app.algorithms import GridSearch, MappingSearch, RandomSearch
@@ -127,7 +127,7 @@ def complete(
     """
     if conn.dialect.name != "postgresql" or status == "failed":
         return None
-    args = {"trial_id": trial_id, "status": status, "values": Jsonb(values), "now": now}
+    args = {"trial_id": trial_id, "status": status, "values": Json(values), "now": now}
     row = conn.exec_driver_sql(_COMPLETE, args).mappings().first()
     if row is None:
         return None

@@ -308,3 +308,29 @@ def test_the_model_sees_trials_in_the_order_they_were_proposed(client: TestClien
         observations, pending, _ = model_inputs(conn, group_id)
     assert pending == []
     assert [o.params for o in observations] == [t["params"] for t in proposed]
+
+
+def test_a_trial_shows_the_reason_for_its_choice_as_the_model_wrote_it(
+    client: TestClient,
+) -> None:
+    spec = {
+        "concurrency": 1,
+        "seed": 5,
+        "matrix": BRANIN_SPACE,
+        "tpe": {"n_experiments": 4, "n_initial_trials": 2, "metric": {"name": "loss"}},
+    }
+    response = client.post("/api/v1/groups", json={"hptuning": spec})
+    assert response.status_code == 201, response.text
+    group_id = response.json()["id"]
+    for _ in range(3):
+        (trial,) = client.post(f"/api/v1/groups/{group_id}/suggestions", json={}).json()["trials"]
+        client.post(
+            f"/api/v1/trials/{trial['id']}/complete",
+            json={"status": "succeeded", "values": {"loss": branin(**trial["params"])}},
+        )
+    assert trial["reason"]["phase"] == "model"
+    # jsonb would sort the keys (gamma_split, log_ratio, ... before phase).
+    keys = ["phase", "log_ratio", "n_observations", "n_pending", "pending_strategy"]
+    assert list(trial["reason"])[:5] == keys
+    shown = client.get(f"/api/v1/trials/{trial['id']}").json()
+    assert list(shown["reason"]) == list(trial["reason"])
