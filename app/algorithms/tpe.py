@@ -170,12 +170,14 @@ class _Parzen:
         order = np.argsort(points, kind="stable")
         edges = np.concatenate(([low], points[order], [high]))
         left, right = np.diff(edges)[:-1], np.diff(edges)[1:]
+        # In sorted order a copy sits next to another: a gap of 0 to a neighbouring
+        # point (not to a bound, which a point may sit on alone).
+        between = np.diff(edges[1:-1]) == 0.0
+        shared = np.append(between, False) | np.insert(between, 0, False)
         if n >= 2:
             left[0], right[-1] = 0.0, 0.0  # the outermost points: their one neighbour
         widths = np.empty(n)
-        widths[order] = np.maximum(left, right)
-        _, copy_of, copies = np.unique(points, return_inverse=True, return_counts=True)
-        widths[copies[copy_of] > 1] = 0.0
+        widths[order] = np.where(shared, 0.0, np.maximum(left, right))
         floor = prior_sigma / min(MAX_BANDWIDTH_SHRINK, n + 2.0)
         sigmas = np.append(np.clip(widths, floor, prior_sigma), prior_sigma)
         mus = np.append(points, prior_mu)

@@ -32,28 +32,22 @@ COLUMNS = (
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return  # SQLite's JSON is text already
-    for table, column, nullable in COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=sa.JSON(),
-            existing_type=postgresql.JSONB(),
-            existing_nullable=nullable,
-            postgresql_using=f'"{column}"::json',
-        )
+    _retype(sa.JSON(), postgresql.JSONB(), "json")
 
 
 def downgrade() -> None:
+    _retype(postgresql.JSONB(), sa.JSON(), "jsonb")
+
+
+def _retype(to: sa.types.TypeEngine, was: sa.types.TypeEngine, cast: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
-        return
+        return  # SQLite's JSON is text either way
     for table, column, nullable in COLUMNS:
         op.alter_column(
             table,
             column,
-            type_=postgresql.JSONB(),
-            existing_type=sa.JSON(),
+            type_=to,
+            existing_type=was,
             existing_nullable=nullable,
-            postgresql_using=f'"{column}"::jsonb',
+            postgresql_using=f'"{column}"::{cast}',
         )

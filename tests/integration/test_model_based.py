@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import LiveServer, _libpq
+from tests.integration.helpers import complete, create_group, suggest
 
 BRANIN_MIN = 0.397887
 BRANIN_SPACE = {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]}}
@@ -319,15 +320,10 @@ def test_a_trial_shows_the_reason_for_its_choice_as_the_model_wrote_it(
         "matrix": BRANIN_SPACE,
         "tpe": {"n_experiments": 4, "n_initial_trials": 2, "metric": {"name": "loss"}},
     }
-    response = client.post("/api/v1/groups", json={"hptuning": spec})
-    assert response.status_code == 201, response.text
-    group_id = response.json()["id"]
+    group_id = create_group(client, spec)["id"]
     for _ in range(3):
-        (trial,) = client.post(f"/api/v1/groups/{group_id}/suggestions", json={}).json()["trials"]
-        client.post(
-            f"/api/v1/trials/{trial['id']}/complete",
-            json={"status": "succeeded", "values": {"loss": branin(**trial["params"])}},
-        )
+        (trial,) = suggest(client, group_id)["trials"]
+        complete(client, trial["id"], {"loss": branin(**trial["params"])})
     assert trial["reason"]["phase"] == "model"
     # jsonb would sort the keys (gamma_split, log_ratio, ... before phase).
     keys = ["phase", "log_ratio", "n_observations", "n_pending", "pending_strategy"]
